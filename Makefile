@@ -1,0 +1,57 @@
+# vmacd — every target installs what it needs (Debian 12, as root).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PKGS := keepalived frr nftables tcpdump iproute2 iputils-arping iputils-ping procps psmisc
+# CI runs the full simulation budget; a developer can lower it: make test SIM_EXAMPLES=200
+SIM_EXAMPLES ?= 2000
+PYTEST_ARGS ?=
+
+.PHONY: all deps apt venv demo test test-unit test-netns bench lint deb clean
+
+all: test
+
+apt: .apt.stamp
+.apt.stamp:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@# the Debian packages must not run their daemons in the root namespace: the lab starts them
+	@-pkill -x keepalived 2>/dev/null; pkill -x watchfrr 2>/dev/null; pkill -x zebra 2>/dev/null; true
+	touch $@
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: setup.cfg setup.py pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[lab,test]'
+	touch $@
+
+deps: apt venv
+
+demo: deps
+	$(VENV)/bin/vmac-lab demo
+
+test: deps
+	VMACD_SIM_EXAMPLES=$(SIM_EXAMPLES) $(PY) -m pytest -p no:cacheprovider --timeout=300 $(PYTEST_ARGS) tests
+
+test-unit: venv
+	$(PY) -m pytest -p no:cacheprovider tests/unit tests/sim $(PYTEST_ARGS)
+
+test-netns: deps
+	$(PY) -m pytest -p no:cacheprovider --timeout=300 tests/netns tests/interop $(PYTEST_ARGS)
+
+bench: deps
+	$(VENV)/bin/vmac-lab bench failover --impl vmacd,keepalived,frr --event crash,term,linkdown \
+	  --advert 1s,100ms --runs 5 --json lab-out/bench-failover.json
+
+lint: venv
+	$(PY) -m pip install -q ruff
+	$(VENV)/bin/ruff check vmacd netns-lab tests
+
+clean:
+	-$(VENV)/bin/vmac-lab down --all 2>/dev/null
+	rm -rf $(VENV) .apt.stamp build dist *.egg-info .pytest_cache .hypothesis lab-out

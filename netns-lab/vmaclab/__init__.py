@@ -1,0 +1,1 @@
+"""vmaclab: network-namespace lab for VRRP implementations (vmacd, keepalived, FRR)."""

@@ -1,0 +1,5 @@
+import sys
+
+from vmacd.cli.main import main
+
+sys.exit(main())

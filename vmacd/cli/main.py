@@ -1,0 +1,51 @@
+"""`vmacd` entry point: one subcommand per module, each with setargs(parser) and cmdline(args).
+
+Exit codes (SPEC §5): 0 ok, 1 invalid input / refused, 2 unusable call.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module under vmacd.cli; each module defines HELP, setargs(parser), cmdline(args) -> int
+COMMANDS = {
+    "run": "vmacd.cli.run",
+    "check": "vmacd.cli.check",
+    "decode": "vmacd.cli.decode",
+    "import": "vmacd.cli.importers",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep the message short
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vmacd", description="VRRP virtual-MAC failover daemon")
+    from vmacd import __version__
+
+    parser.add_argument("--version", action="version", version=f"vmacd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, modname in COMMANDS.items():
+        mod = importlib.import_module(modname)
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.setargs(p)
+        p.set_defaults(_cmdline=mod.cmdline)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._cmdline(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""vmacd.config"""
