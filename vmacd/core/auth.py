@@ -1,0 +1,222 @@
+"""VRRP authentication, layered on the codec (vmacd/core/wire.py). Pure: no sockets, no clock.
+
+Four kinds, chosen by `AuthSpec.type`:
+
+* ``none``        v3 carries no auth field; v2 sends Auth Type 0 and eight zero bytes.
+* ``pass``        VRRPv2 simple text password (RFC 2338 §5.3.6.1): Auth Type 1 and the password,
+                  zero padded to 8 bytes, in the Authentication Data field. No protection at all
+                  against anyone on the LAN; kept for keepalived interop only.
+* ``ah``          VRRPv2 over IPsec AH with HMAC-MD5-96 (RFC 2338 §5.3.6.2, RFC 2402, RFC 2403),
+                  the way keepalived does it (vrrp.c / vrrp_ipsecah.h):
+                  IP protocol 51; AH = next header 112, payload len 4 (24-byte AH), reserved 0,
+                  SPI = the sender's IPv4 source address, 32-bit sequence number, 12-byte ICV.
+                  ICV = HMAC-MD5(key, IP header with TOS, fragment word and header checksum
+                  zeroed [and TTL zeroed when the destination is unicast] + AH with the ICV zeroed
+                  + the VRRP message)[:12]. The HMAC key is the password zero padded to 8 bytes
+                  (keepalived keeps it in its 8-byte auth_data), so keys are 1..8 bytes.
+                  The VRRP header says Auth Type 2 and its 8 Authentication Data bytes are zero.
+* ``hmac-sha256`` vmacd extension for v2 and v3; wire format in docs/hmac-sha256.md:
+                  a 28-byte trailer after the standard message:
+                  ``version(1)=1 | key_id(1) | reserved(2)=0 | counter(8) | tag(16)``,
+                  tag = HMAC-SHA256(key, pseudo-header + message + trailer[0:12])[:16].
+                  v2 messages say Auth Type 254 (private use) so a v2 peer configured for another
+                  kind drops them as an auth mismatch.
+
+Replay protection is stateful and lives in `ReplayGuard`, which the daemon keeps per interface.
+"""
+from __future__ import annotations
+
+import hmac as _stdhmac
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as _chmac
+
+from vmacd.core import wire as _wire
+
+AUTH_TYPES = ("none", "pass", "ah", "hmac-sha256")
+
+# VRRPv2 Auth Type byte values (RFC 2338 §5.3.6; 254 is our private value for hmac-sha256).
+V2_AUTH_NONE = 0
+V2_AUTH_PASS = 1
+V2_AUTH_AH = 2
+V2_AUTH_HMAC = 254
+V2_AUTH_BYTE = {"none": V2_AUTH_NONE, "pass": V2_AUTH_PASS, "ah": V2_AUTH_AH,
+                "hmac-sha256": V2_AUTH_HMAC}
+V2_AUTH_NAME = {v: k for k, v in V2_AUTH_BYTE.items()}
+
+V2_AUTH_LEN = 8          # bytes of Authentication Data in a v2 message
+
+HMAC_TRAILER_VERSION = 1
+HMAC_TAG_LEN = 16        # HMAC-SHA256 truncated to 128 bits (RFC 2104 §5 allows >= half)
+HMAC_TRAILER_LEN = 4 + 8 + HMAC_TAG_LEN   # 28 bytes
+HMAC_MIN_KEY = 16        # bytes; 32 random bytes recommended
+COUNTER_MAX = 2**64 - 1
+
+AH_LEN = 24              # next hdr, len, reserved, SPI, seq, 12-byte ICV
+AH_PAYLOAD_LEN = 4       # AH length in 32-bit words minus 2 (RFC 2402 §2.2)
+AH_ICV_LEN = 12          # HMAC-MD5-96
+AH_KEY_LEN = 8           # keepalived's auth_data[8]
+AH_SEQ_MAX = 2**32 - 1
+IPPROTO_AH = 51
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    """How adverts of one instance are authenticated. `key` is raw bytes (never logged).
+
+    `key_id` (0..255) only matters for hmac-sha256: it is carried in the trailer so keys can be
+    rotated; a receiver refuses a trailer whose key_id differs from its own.
+    """
+
+    type: str = "none"
+    key: bytes = field(default=b"", repr=False)
+    key_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.type not in AUTH_TYPES:
+            raise ValueError(f"auth type must be one of {', '.join(AUTH_TYPES)}, got {self.type!r}")
+        if not isinstance(self.key, bytes):
+            raise ValueError("auth key must be bytes")
+        if self.type == "none" and self.key:
+            raise ValueError("auth type none takes no key")
+        if self.type in ("pass", "ah") and not 1 <= len(self.key) <= V2_AUTH_LEN:
+            raise ValueError(f"{self.type} key must be 1..8 bytes (VRRPv2 carries 8), got {len(self.key)}")
+        if self.type == "hmac-sha256" and len(self.key) < HMAC_MIN_KEY:
+            raise ValueError(f"hmac-sha256 key must be at least {HMAC_MIN_KEY} bytes, got {len(self.key)}")
+        if not 0 <= self.key_id <= 255:
+            raise ValueError(f"key_id must be 0..255, got {self.key_id}")
+
+    @property
+    def padded_key(self) -> bytes:
+        """The v2 password / AH key as carried: zero padded to 8 bytes."""
+        return self.key.ljust(V2_AUTH_LEN, b"\0")
+
+
+NO_AUTH = AuthSpec()
+
+
+# --- simple password (v2) ----------------------------------------------------------------
+
+def password_matches(spec: AuthSpec, data: bytes) -> bool:
+    """Constant-time compare of the 8 received Authentication Data bytes with the password."""
+    return _stdhmac.compare_digest(spec.padded_key, data)
+
+
+# --- hmac-sha256 trailer -------------------------------------------------------------------
+
+def hmac_prefix(spec: AuthSpec, pseudo: bytes, message: bytes) -> _chmac.HMAC:
+    """An HMAC-SHA256 context fed with pseudo-header + message + trailer head (without counter).
+
+    Callers cache it and `.copy()` it per packet, so each advert costs one counter update.
+    """
+    ctx = _chmac.HMAC(spec.key, hashes.SHA256())
+    ctx.update(pseudo)
+    ctx.update(message)
+    ctx.update(bytes((HMAC_TRAILER_VERSION, spec.key_id, 0, 0)))
+    return ctx
+
+
+def hmac_trailer(spec: AuthSpec, prefix: _chmac.HMAC, counter: int) -> bytes:
+    """The 28-byte trailer for `counter` (0..2**64-1), from a context made by hmac_prefix()."""
+    if not isinstance(counter, int) or not 0 <= counter <= COUNTER_MAX:
+        raise _wire.UsageError(f"hmac-sha256 counter must be an integer 0..2**64-1, got {counter!r}")
+    cbytes = counter.to_bytes(8, "big")
+    ctx = prefix.copy()
+    ctx.update(cbytes)
+    tag = ctx.finalize()[:HMAC_TAG_LEN]
+    return bytes((HMAC_TRAILER_VERSION, spec.key_id, 0, 0)) + cbytes + tag
+
+
+def parse_trailer(trailer: bytes) -> tuple[int, int]:
+    """(key_id, counter) of a 28-byte trailer; PacketError("auth") when it is not ours."""
+    if len(trailer) != HMAC_TRAILER_LEN or trailer[0] != HMAC_TRAILER_VERSION:
+        raise _wire.PacketError("auth", "no vmacd hmac-sha256 trailer (version byte is not 1)")
+    return trailer[1], int.from_bytes(trailer[4:12], "big")
+
+
+def verify_trailer(spec: AuthSpec, pseudo: bytes, message: bytes, trailer: bytes) -> int:
+    """Check a trailer; return its counter. PacketError("auth") on any mismatch."""
+    key_id, counter = parse_trailer(trailer)
+    if key_id != spec.key_id:
+        raise _wire.PacketError("auth", f"hmac-sha256 key_id {key_id}, expected {spec.key_id}")
+    ctx = hmac_prefix(spec, pseudo, message)
+    ctx.update(trailer[4:12])
+    if not _stdhmac.compare_digest(ctx.finalize()[:HMAC_TAG_LEN], trailer[12:]):
+        raise _wire.PacketError("auth", "hmac-sha256 tag does not match (forged, altered or wrong key)")
+    return counter
+
+
+# --- IPsec AH, HMAC-MD5-96 (v2, keepalived compatible) ---------------------------------------
+
+def ah_header(spi: bytes, seq: int, icv: bytes = b"\0" * AH_ICV_LEN) -> bytes:
+    """RFC 2402 AH for VRRP: next header 112, payload len 4, SPI (4 bytes), sequence, ICV."""
+    if not isinstance(seq, int) or not 0 <= seq <= AH_SEQ_MAX:
+        raise _wire.UsageError(f"AH sequence number must be an integer 0..2**32-1, got {seq!r}")
+    return bytes((_wire.VRRP_PROTO, AH_PAYLOAD_LEN, 0, 0)) + spi + seq.to_bytes(4, "big") + icv
+
+
+def ah_icv(spec: AuthSpec, ip_header: bytes, ah: bytes, vrrp: bytes, unicast: bool) -> bytes:
+    """HMAC-MD5-96 over the IP header (mutable fields zeroed, as keepalived) + AH (ICV zeroed) + VRRP.
+
+    Zeroed: TOS (byte 1), flags/fragment offset (bytes 6-7), header checksum (bytes 10-11), and
+    the TTL (byte 8) only for unicast destinations, exactly as keepalived 2.x computes it.
+    """
+    hdr = bytearray(ip_header)
+    hdr[1] = 0
+    hdr[6:8] = b"\0\0"
+    hdr[10:12] = b"\0\0"
+    if unicast:
+        hdr[8] = 0
+    ctx = _chmac.HMAC(spec.padded_key, hashes.MD5())
+    ctx.update(bytes(hdr))
+    ctx.update(ah[:12])
+    ctx.update(b"\0" * AH_ICV_LEN)
+    ctx.update(vrrp)
+    return ctx.finalize()[:AH_ICV_LEN]
+
+
+def verify_ah(spec: AuthSpec, ip_header: bytes, ah: bytes, vrrp: bytes, unicast: bool) -> None:
+    """PacketError("auth") unless the ICV in `ah` matches."""
+    want = ah_icv(spec, ip_header, ah, vrrp, unicast)
+    if not _stdhmac.compare_digest(want, ah[12:AH_LEN]):
+        raise _wire.PacketError("auth", "IPsec AH ICV does not match (forged, altered or wrong key)")
+
+
+# --- replay protection -----------------------------------------------------------------------
+
+class ReplayGuard:
+    """Per (source address, VRID) highest counter seen; refuses anything not strictly higher.
+
+    Works on authenticated adverts only: the hmac-sha256 `counter` or the AH `seq` from
+    `Advertisement.auth_info`. Call `check()` after `decode()` accepted the packet and before the
+    state machine sees it. A refused advert leaves the guard unchanged. Senders seed their counter
+    from the wall clock (docs/hmac-sha256.md) so a restarted master is not refused.
+    """
+
+    def __init__(self) -> None:
+        self._highest: dict[tuple[object, int, str], int] = {}
+
+    def check(self, adv: _wire.Advertisement) -> None:
+        """Accept (and remember) `adv`'s counter or raise PacketError("replay")."""
+        info = dict(adv.auth_info)
+        name = {"hmac-sha256": "counter", "ah": "seq"}.get(adv.auth_type)
+        if name is None or not isinstance(info.get(name), int):
+            raise _wire.PacketError("replay", f"auth type {adv.auth_type} carries no counter")
+        if info.get("verified") is False:
+            raise _wire.PacketError("replay", "counter of an unverified advertisement")
+        key = (adv.src, adv.vrid, adv.auth_type)
+        last = self._highest.get(key)
+        if last is not None and info[name] <= last:
+            raise _wire.PacketError(
+                "replay", f"{name} {info[name]} from {adv.src} vrid {adv.vrid} not above {last}")
+        self._highest[key] = info[name]
+
+    def highest(self, src: object, vrid: int, auth_type: str = "hmac-sha256") -> int | None:
+        """The highest counter accepted from (src, vrid), or None."""
+        return self._highest.get((src, vrid, auth_type))
+
+    def forget(self, src: object, vrid: int) -> None:
+        """Drop what is known about a peer (e.g. after an operator resets its counter)."""
+        for key in [k for k in self._highest if k[0] == src and k[1] == vrid]:
+            del self._highest[key]
