@@ -1,0 +1,253 @@
+"""One [[instance]] table -> Instance, with every per-key rule of SPEC §4 and RFC 9568 §5.2/§6.1.
+
+Cross-instance rules (duplicate names and VRIDs, sync groups) live in load.py.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Mapping
+
+from vmacd.config import model
+from vmacd.config.reader import Issues, Reader, did_you_mean, show
+
+INSTANCE_KEYS = (
+    "name", "interface", "vrid", "version", "priority", "advert_interval", "warn_after",
+    "virtual_ips", "vmac", "vmac_mode", "preempt", "preempt_delay", "accept", "unicast_peers",
+    "auth", "garp_repeat", "garp_refresh", "startup_delay", "graceful_handover",
+    "v3_checksum_pseudoheader", "v3_checksum_strict", "track_interfaces", "track_scripts",
+    "track_files", "resources", "notify",
+)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+NAME_RULE = "must be 1-32 letters, digits, '_', '.' or '-', starting with a letter or digit"
+_IFNAME_RE = re.compile(r"^[^/:\s]{1,15}$")
+MAX_WEIGHT = 254
+
+
+def check_name(value: str) -> str | None:
+    return None if NAME_RE.match(value) else NAME_RULE
+
+
+def check_ifname(value: str) -> str | None:
+    if value in (".", "..") or not _IFNAME_RE.match(value):
+        return "must be a Linux interface name (1-15 characters, no '/', ':' or spaces)"
+    return None
+
+
+def check_abs_path(value: str) -> str | None:
+    return None if value.startswith("/") else "must be an absolute path"
+
+
+def parse_instance(issues: Issues, data: dict[str, Any], index: int,
+                   auths: Mapping[str, model.Auth],
+                   scripts: Mapping[str, model.TrackScript],
+                   resources: Mapping[str, model.Resource]) -> model.Instance | None:
+    """Parse one instance; None when it has errors (which are in `issues`)."""
+    name = data.get("name")
+    label = f"instance[{name}]" if isinstance(name, str) and NAME_RE.match(name) else f"instance[{index}]"
+    before = len(issues.items)
+    r = Reader(issues, data, label, INSTANCE_KEYS)
+    name = r.string("name", check=check_name)
+    interface = r.string("interface", check=check_ifname)
+    vrid = r.integer("vrid", 1, 255, missing_hint=" (1..255; RFC 9568 §6.1 gives VRID no default)")
+    version = r.integer("version", 2, 3, default=3)
+    priority = r.integer("priority", 1, 255, default=model.DEFAULT_PRIORITY,
+                         hint=" (0 is reserved for a master that is leaving, RFC 9568 §5.2.4)")
+    vips = _virtual_ips(r, version)
+    interval_cs = _advert_interval(r, version)
+    kwargs = dict(
+        name=name, interface=interface, vrid=vrid, version=version, priority=priority,
+        virtual_ips=vips, advert_interval_cs=interval_cs,
+        warn_after=_warn_after(r, interval_cs),
+        vmac=r.boolean("vmac", True),
+        vmac_mode=r.string("vmac_mode", "bridge", model.VMAC_MODES),
+        preempt=r.boolean("preempt", True),
+        preempt_delay=r.seconds("preempt_delay", "0s"),
+        accept=r.boolean("accept", False),
+        unicast_peers=_unicast_peers(r, vips),
+        auth=_auth_ref(r, auths, version),
+        garp_repeat=r.integer("garp_repeat", 1, 100, default=3),
+        garp_refresh=r.seconds("garp_refresh", "0s"),
+        startup_delay=r.seconds("startup_delay", "0s"),
+        graceful_handover=r.string("graceful_handover", "make-before-break", model.HANDOVER_MODES),
+        v3_checksum_pseudoheader=r.boolean("v3_checksum_pseudoheader", True),
+        v3_checksum_strict=r.boolean("v3_checksum_strict", False),
+        track_interfaces=_track_interfaces(r),
+        track_scripts=_track_scripts(r, scripts),
+        track_files=_track_files(r),
+        resources=_resources(r, resources),
+        notify=r.string("notify", None, check=check_abs_path),
+    )
+    if version == 2:
+        for key in ("v3_checksum_pseudoheader", "v3_checksum_strict"):
+            if r.has(key):
+                r.error(key, "applies to version 3 only; VRRPv2 has one checksum form")
+    if len(issues.items) > before:
+        return None
+    return model.Instance(**kwargs)
+
+
+def _weight(issues: Issues, path: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not -MAX_WEIGHT <= value <= MAX_WEIGHT:
+        issues.add(f"{path}.weight", f"must be an integer -{MAX_WEIGHT}..{MAX_WEIGHT}, got {show(value)}")
+        return 0
+    return value
+
+
+def _advert_interval(r: Reader, version: int | None) -> int:
+    """RFC 9568 §5.2.7 / erratum 8301: v3 carries 1..4095 cs; RFC 3768: v2 carries 1..255 s."""
+    raw = r.raw("advert_interval", "1s")
+    us = r.duration_us("advert_interval", "1s", 0, 255_000_000)
+    if us is None:
+        return model.DEFAULT_INTERVAL_CS
+    if version == 2:
+        if us % 1_000_000 or not 1 <= us // 1_000_000 <= 255:
+            r.error("advert_interval", f"VRRPv2 carries whole seconds: must be 1s..255s, got {show(raw)}")
+            return model.DEFAULT_INTERVAL_CS
+        return us // 10_000
+    if us % 10_000 or not 1 <= us // 10_000 <= 4095:
+        r.error("advert_interval", "VRRPv3 carries whole centiseconds: must be 10ms..40.95s "
+                                   f"in steps of 10ms, got {show(raw)}")
+        return model.DEFAULT_INTERVAL_CS
+    return us // 10_000
+
+
+def _warn_after(r: Reader, interval_cs: int) -> float:
+    us = r.duration_us("warn_after", "0s", 0, 3_600_000_000)
+    if us and us <= interval_cs * 10_000:
+        r.error("warn_after", f"must be longer than advert_interval ({interval_cs * 10}ms) or \"0s\" "
+                              f"to disable, got {show(r.raw('warn_after'))}")
+        return 0.0
+    return (us or 0) / 1_000_000
+
+
+def _virtual_ips(r: Reader, version: int | None) -> tuple[model.IPInterface, ...]:
+    """At least one VIP (9568-5.2.5-1), one family (5.2.9-2), IPv6 link-local first (6.1-3)."""
+    texts = r.str_list("virtual_ips")
+    if texts is None:
+        return ()
+    if not texts:
+        r.error("virtual_ips", "must list at least one address (RFC 9568 §5.2.5: Count IPvX Addr >= 1)")
+        return ()
+    if len(texts) > 255:
+        r.error("virtual_ips", f"at most 255 addresses fit an advertisement, got {len(texts)}")
+        return ()
+    out: list[model.IPInterface] = []
+    for i, text in enumerate(texts):
+        path = f"{r.at('virtual_ips')}[{i}]"
+        try:
+            vip = ipaddress.ip_interface(text)
+        except ValueError:
+            r.issues.add(path, f"must be an IP address with an optional /prefix, got {show(text)}")
+            continue
+        addr = vip.ip
+        if addr.is_multicast or addr.is_unspecified or addr.is_loopback:
+            r.issues.add(path, f"must be a unicast address, got {show(text)}")
+        elif out and vip.version != out[0].version:
+            r.issues.add(path, f"all addresses of an instance must be IPv{out[0].version} like the "
+                               f"first (RFC 9568 §5.2.9; use a second instance), got {show(text)}")
+        elif vip.ip in {v.ip for v in out}:
+            r.issues.add(path, f"duplicate address, got {show(text)}")
+        else:
+            out.append(vip)
+    if out and out[0].version == 6:
+        if version == 2:
+            r.error("version", "VRRPv2 is IPv4 only (RFC 3768); IPv6 needs version = 3, got 2")
+        if not out[0].ip.is_link_local:
+            r.issues.add(f"{r.at('virtual_ips')}[0]",
+                         "the first IPv6 address must be the virtual router's link-local address "
+                         "(RFC 9568 §5.2.9, §6.1: receivers drop advertisements whose first address "
+                         f"is not link-local); put e.g. \"fe80::1\" first, got {show(texts[0])}")
+    return tuple(out)
+
+
+def _unicast_peers(r: Reader, vips: tuple[model.IPInterface, ...]) -> tuple[model.IPAddress, ...]:
+    texts = r.str_list("unicast_peers", ())
+    if not texts:
+        return ()
+    out: list[model.IPAddress] = []
+    for i, text in enumerate(texts):
+        path = f"{r.at('unicast_peers')}[{i}]"
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            r.issues.add(path, f"must be an IP address, got {show(text)}")
+            continue
+        if vips and addr.version != vips[0].version:
+            r.issues.add(path, f"must be IPv{vips[0].version} like the virtual_ips, got {show(text)}")
+        elif addr.is_multicast or addr.is_unspecified:
+            r.issues.add(path, f"must be a unicast address, got {show(text)}")
+        elif addr in out:
+            r.issues.add(path, f"duplicate peer, got {show(text)}")
+        else:
+            out.append(addr)
+    return tuple(out)
+
+
+def _auth_ref(r: Reader, auths: Mapping[str, model.Auth], version: int | None) -> model.Auth | None:
+    name = r.string("auth", None)
+    if name is None:
+        return None
+    if name not in auths:
+        r.error("auth", f"no [auth.{name}] table, got {show(name)}{_hint(name, auths)}")
+        return None
+    auth = auths[name]
+    if auth.type in ("pass", "ah") and version == 3:
+        r.error("auth", f"[auth.{name}] has type {auth.type}, which only VRRPv2 carries (RFC 9568 "
+                        "removed authentication); use type hmac-sha256 or version = 2")
+    return auth
+
+
+def _hint(name: str, table: Mapping[str, Any]) -> str:
+    return did_you_mean(name, table)
+
+
+def _track_interfaces(r: Reader) -> tuple[model.TrackedInterface, ...]:
+    out = []
+    for path, item in r.table_list("track_interfaces"):
+        sub = Reader(r.issues, item, path, ("name", "weight"))
+        name = sub.string("name", check=check_ifname)
+        weight = _weight(r.issues, path, item.get("weight", 0))
+        if name is not None:
+            out.append(model.TrackedInterface(name, weight))
+    return tuple(out)
+
+
+def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript]) -> tuple[model.TrackedScript, ...]:
+    out = []
+    for path, item in r.table_list("track_scripts"):
+        sub = Reader(r.issues, item, path, ("name", "weight"))
+        name = sub.string("name")
+        weight = _weight(r.issues, path, item.get("weight", 0))
+        if name is None:
+            continue
+        if name not in scripts:
+            sub.error("name", f"no [track_script.{name}] table, got {show(name)}{_hint(name, scripts)}")
+            continue
+        out.append(model.TrackedScript(scripts[name], weight))
+    return tuple(out)
+
+
+def _track_files(r: Reader) -> tuple[model.TrackedFile, ...]:
+    out = []
+    for path, item in r.table_list("track_files"):
+        sub = Reader(r.issues, item, path, ("path", "weight"))
+        fpath = sub.string("path", check=check_abs_path)
+        weight = _weight(r.issues, path, item.get("weight", 1))
+        if fpath is not None:
+            out.append(model.TrackedFile(fpath, weight))
+    return tuple(out)
+
+
+def _resources(r: Reader, resources: Mapping[str, model.Resource]) -> tuple[model.Resource, ...]:
+    names = r.str_list("resources", ())
+    out: list[model.Resource] = []
+    for i, name in enumerate(names or ()):
+        path = f"{r.at('resources')}[{i}]"
+        if name not in resources:
+            r.issues.add(path, f"no [resource.{name}] table, got {show(name)}{_hint(name, resources)}")
+        elif resources[name] in out:
+            r.issues.add(path, f"listed twice, got {show(name)}")
+        else:
+            out.append(resources[name])
+    return tuple(out)
