@@ -25,6 +25,7 @@ from .topology import Topology, resolve
 from .util import (LabError, PREFIX_RE, RUN_ROOT, check_prefix, kill, log, new_prefix, pid_alive,
                    run, wait_until)
 
+FRR_TMP = "/var/tmp/frr"
 _ROUTER_SYSCTLS = ("net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.default.arp_ignore=1",
                    "net.ipv4.conf.all.arp_announce=2", "net.ipv4.conf.default.arp_announce=2")
 _NODE_SYSCTLS = ("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
@@ -211,10 +212,12 @@ def cleanup(prefix: str, run_root: Path = RUN_ROOT) -> list[str]:
     """
     check_prefix(prefix)
     spaces = lab_namespaces(prefix)
+    killed: list[int] = []
     for ns in spaces:
         for pid in ns_pids(ns):
             kill(pid, signal.SIGCONT)
             kill(pid, signal.SIGKILL)
+            killed.append(pid)
     for ns in spaces:
         try:
             wait_until(lambda: not [p for p in ns_pids(ns) if pid_alive(p)], 5.0,
@@ -224,8 +227,20 @@ def cleanup(prefix: str, run_root: Path = RUN_ROOT) -> list[str]:
         cp = run(["ip", "netns", "del", ns], check=False)
         if cp.returncode != 0 and ns in lab_namespaces(prefix):
             raise LabError(f"cannot delete namespace {ns}: {cp.stderr.strip()}")
+    remove_frr_crashdirs(killed)
     shutil.rmtree(Path(run_root) / prefix, ignore_errors=True)
     return spaces
+
+
+def remove_frr_crashdirs(pids: Sequence[int]) -> None:
+    """Remove FRR's per-process log buffers (/var/tmp/frr/DAEMON.PID) of killed lab daemons.
+
+    FRR always creates them (no option moves them); a clean exit removes them, a SIGKILL does not.
+    Only directories whose pid is one of *pids* (processes of this lab) are touched.
+    """
+    for pid in pids:
+        for path in Path(FRR_TMP).glob(f"*.{pid}"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def read_state(prefix: str, run_root: Path = RUN_ROOT) -> dict | None:
