@@ -134,16 +134,17 @@ class Lab:
 
     def down(self) -> None:
         """Stop every process of the lab, delete its namespaces and its run directory."""
+        pids = [p.pid for p in self._procs]
+        cleanup(self.prefix)
         for proc in self._procs:
             if proc.poll() is None:
                 kill(proc.pid, signal.SIGKILL)
-        for proc in self._procs:
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                pass
+                log.warning("process %d of lab %s did not exit", proc.pid, self.prefix)
+        remove_frr_crashdirs(pids)
         self._procs.clear()
-        cleanup(self.prefix)
         self.is_up = False
 
     def detach(self) -> None:
