@@ -39,9 +39,9 @@ def check_abs_path(value: str) -> str | None:
 
 
 def parse_instance(issues: Issues, data: dict[str, Any], index: int,
-                   auths: Mapping[str, model.Auth],
-                   scripts: Mapping[str, model.TrackScript],
-                   resources: Mapping[str, model.Resource]) -> model.Instance | None:
+                   auths: Mapping[str, model.Auth | None],
+                   scripts: Mapping[str, model.TrackScript | None],
+                   resources: Mapping[str, model.Resource | None]) -> model.Instance | None:
     """Parse one instance; None when it has errors (which are in `issues`)."""
     name = data.get("name")
     label = f"instance[{name}]" if isinstance(name, str) and NAME_RE.match(name) else f"instance[{index}]"
@@ -51,8 +51,10 @@ def parse_instance(issues: Issues, data: dict[str, Any], index: int,
     interface = r.string("interface", check=check_ifname)
     vrid = r.integer("vrid", 1, 255, missing_hint=" (1..255; RFC 9568 §6.1 gives VRID no default)")
     version = r.integer("version", 2, 3, default=3)
+    zero = data.get("priority") == 0 and data.get("priority") is not False
     priority = r.integer("priority", 1, 255, default=model.DEFAULT_PRIORITY,
-                         hint=" (0 is reserved for a master that is leaving, RFC 9568 §5.2.4)")
+                         hint=" (0 is reserved for a master that is leaving, RFC 9568 §5.2.4)"
+                         if zero else "")
     vips = _virtual_ips(r, version)
     interval_cs = _advert_interval(r, version)
     kwargs = dict(
@@ -184,7 +186,7 @@ def _unicast_peers(r: Reader, vips: tuple[model.IPInterface, ...]) -> tuple[mode
     return tuple(out)
 
 
-def _auth_ref(r: Reader, auths: Mapping[str, model.Auth], version: int | None) -> model.Auth | None:
+def _auth_ref(r: Reader, auths: Mapping[str, model.Auth | None], version: int | None) -> model.Auth | None:
     name = r.string("auth", None)
     if name is None:
         return None
@@ -192,6 +194,8 @@ def _auth_ref(r: Reader, auths: Mapping[str, model.Auth], version: int | None) -
         r.error("auth", f"no [auth.{name}] table, got {show(name)}{_hint(name, auths)}")
         return None
     auth = auths[name]
+    if auth is None:          # the table itself is bad and already reported
+        return None
     if auth.type in ("pass", "ah") and version == 3:
         r.error("auth", f"[auth.{name}] has type {auth.type}, which only VRRPv2 carries (RFC 9568 "
                         "removed authentication); use type hmac-sha256 or version = 2")
@@ -213,7 +217,7 @@ def _track_interfaces(r: Reader) -> tuple[model.TrackedInterface, ...]:
     return tuple(out)
 
 
-def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript]) -> tuple[model.TrackedScript, ...]:
+def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript | None]) -> tuple[model.TrackedScript, ...]:
     out = []
     for path, item in r.table_list("track_scripts"):
         sub = Reader(r.issues, item, path, ("name", "weight"))
@@ -224,7 +228,8 @@ def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript]) -> tuple
         if name not in scripts:
             sub.error("name", f"no [track_script.{name}] table, got {show(name)}{_hint(name, scripts)}")
             continue
-        out.append(model.TrackedScript(scripts[name], weight))
+        if scripts[name] is not None:
+            out.append(model.TrackedScript(scripts[name], weight))
     return tuple(out)
 
 
@@ -239,13 +244,15 @@ def _track_files(r: Reader) -> tuple[model.TrackedFile, ...]:
     return tuple(out)
 
 
-def _resources(r: Reader, resources: Mapping[str, model.Resource]) -> tuple[model.Resource, ...]:
+def _resources(r: Reader, resources: Mapping[str, model.Resource | None]) -> tuple[model.Resource, ...]:
     names = r.str_list("resources", ())
     out: list[model.Resource] = []
     for i, name in enumerate(names or ()):
         path = f"{r.at('resources')}[{i}]"
         if name not in resources:
             r.issues.add(path, f"no [resource.{name}] table, got {show(name)}{_hint(name, resources)}")
+        elif resources[name] is None:
+            continue
         elif resources[name] in out:
             r.issues.add(path, f"listed twice, got {show(name)}")
         else:

@@ -77,9 +77,13 @@ def load_text(text: str, source: str = "<config>", *, read_files: bool = True,
         raise ConfigError(issues.items)
     member_of = {name: g for g in groups for name in g.instances}
     instances = [_with_group(i, member_of.get(i.name)) for i in instances]
-    return model.Config(global_=glob, instances=tuple(instances), auth=tuple(auths.values()),
-                        track_scripts=tuple(scripts.values()), resources=tuple(resources.values()),
+    return model.Config(global_=glob, instances=tuple(instances), auth=_valid(auths),
+                        track_scripts=_valid(scripts), resources=_valid(resources),
                         sync_groups=tuple(groups), source=source)
+
+
+def _valid(named: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(v for v in named.values() if v is not None)
 
 
 def _with_group(inst: model.Instance, group: model.SyncGroup | None) -> model.Instance:
@@ -96,7 +100,8 @@ def _table(top: Reader, key: str) -> dict[str, Any]:
 
 def _named(top: Reader, key: str, keys: tuple[str, ...],
            parse: Callable[[Reader, str], Any]) -> dict[str, Any]:
-    """[key.NAME] tables -> {NAME: parse(reader, NAME)}; entries that parse to None are left out."""
+    """[key.NAME] tables -> {NAME: parse(reader, NAME)}; a bad table maps to None (already reported),
+    so references to it do not report a second, misleading "no such table"."""
     out: dict[str, Any] = {}
     for name, body in _table(top, key).items():
         path = f"{key}.{name}"
@@ -106,9 +111,7 @@ def _named(top: Reader, key: str, keys: tuple[str, ...],
         if not isinstance(body, dict):
             top.issues.add(path, f"must be a table [{path}], got {show(body)}")
             continue
-        parsed = parse(Reader(top.issues, body, path, keys), name)
-        if parsed is not None:
-            out[name] = parsed
+        out[name] = parse(Reader(top.issues, body, path, keys), name)
     return out
 
 
@@ -243,7 +246,7 @@ def _sync_groups(top: Reader, raw_instances: list[dict[str, Any]]) -> list[model
                 seen[member] = name
         return model.SyncGroup(name, members) if members else None
 
-    return list(_named(top, "sync_group", ("instances",), parse).values())
+    return list(_valid(_named(top, "sync_group", ("instances",), parse)))
 
 
 def _cross_check(issues: Issues, instances: list[model.Instance]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from vmacd.config import durations
 
@@ -172,17 +172,15 @@ class Reader:
             return None
         return tuple(value)
 
-    def table_list(self, key: str) -> list[tuple[str, dict[str, Any]]]:
-        """A list of inline tables, as (path, table) pairs; bad entries are reported and skipped."""
+    def table_list(self, key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A list of inline tables, as (path, table) pairs in order; bad entries are reported."""
         value = self.raw(key, [])
         if not isinstance(value, list):
             self.error(key, f"must be a list of tables, got {show(value)}")
-            return []
-        out = []
+            return
         for i, item in enumerate(value):
             if isinstance(item, dict):
-                out.append((f"{self.at(key)}[{i}]", item))
+                yield f"{self.at(key)}[{i}]", item
             else:
                 self.issues.add(f"{self.at(key)}[{i}]", f"must be a table like {{ name = \"eth0\", "
                                                         f"weight = -50 }}, got {show(item)}")
-        return out

@@ -1,0 +1,464 @@
+"""Config loading (SPEC §4): typed model, every error collected, RFC 9568 config rules."""
+from __future__ import annotations
+
+import ipaddress
+import os
+import pathlib
+
+import pytest
+
+from vmacd.config import model
+from vmacd.config.load import ConfigError, load, load_text
+
+APPLIANCE = pathlib.Path(__file__).resolve().parents[2] / "appliance" / "vmacd.toml"
+
+
+def toml(instance: str = "", extra: str = "", glob: str = 'node = "r1"') -> str:
+    """A minimal valid config; `instance` lines are added to (or override) the [[instance]] table."""
+    base = {"name": '"lan"', "interface": '"eth1"', "vrid": "51", "virtual_ips": '["192.0.2.254/24"]'}
+    lines = []
+    for line in instance.strip().splitlines():
+        key = line.split("=", 1)[0].strip()
+        if key.startswith("-"):          # "-vrid" removes the key
+            base.pop(key[1:], None)
+            continue
+        base[key] = line.split("=", 1)[1].strip()
+    lines = [f"{k} = {v}" for k, v in base.items()]
+    return f"[global]\n{glob}\n\n[[instance]]\n" + "\n".join(lines) + "\n\n" + extra
+
+
+def errors(text: str, **kw) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "vmacd.toml", **kw)
+    return [str(e) for e in info.value.errors]
+
+
+def one(text: str) -> model.Instance:
+    return load_text(text, "vmacd.toml").instances[0]
+
+
+# ---- the SPEC example and the defaults ---------------------------------------------------------
+
+def test_appliance_example_loads_with_every_section():
+    cfg = load(str(APPLIANCE), read_files=False)
+    lan = cfg.instance("lan")
+    assert lan.advert_interval_cs == 10 and lan.advert_interval == 0.1
+    assert lan.auth is not None and lan.auth.type == "hmac-sha256" and lan.auth.key is None
+    assert lan.track_scripts[0].script.command[0] == "/usr/bin/curl"
+    assert lan.resources[0].name == "httpd" and lan.sync_group.instances == ("lan", "wan")
+    assert cfg.global_.metrics_listen == "127.0.0.1:9650"
+
+
+def test_defaults_of_an_instance():
+    inst = one(toml())
+    assert (inst.version, inst.vmac, inst.vmac_mode, inst.garp_repeat) == (3, True, "bridge", 3)
+    assert inst.graceful_handover == "make-before-break"
+    assert inst.v3_checksum_pseudoheader is True and inst.v3_checksum_strict is False
+    assert inst.virtual_ips == (ipaddress.ip_interface("192.0.2.254/24"),)
+    assert inst.family == 4 and inst.key == ("eth1", 51, 4)
+
+
+def test_global_defaults_node_is_hostname_and_metrics_can_be_disabled():
+    import socket
+    cfg = load_text(toml(glob='metrics_listen = ""'), "x.toml")
+    assert cfg.global_.node == socket.gethostname()
+    assert cfg.global_.metrics_enabled is False
+    assert cfg.global_.control_socket == "/run/vmacd/vmacd.sock"
+
+
+def test_model_is_frozen_and_equal_for_equal_text():
+    a, b = load_text(toml(), "a"), load_text(toml(), "a")
+    assert a == b and hash(a) == hash(b)
+    with pytest.raises(AttributeError):
+        a.instances[0].priority = 1  # type: ignore[misc]
+
+
+# ---- error collection and rendering ------------------------------------------------------------
+
+def test_spec_wording_for_a_bad_vrid():
+    assert errors(toml("vrid = 300")) == ["vmacd.toml: instance[lan].vrid: must be 1..255, got 300"]
+
+
+def test_every_error_is_collected_not_just_the_first():
+    text = toml('vrid = 300\npriority = 0\nadvert_interval = "fast"\nvmac_mode = "privat"',
+                glob='node = "r1"\nlog_level = "loud"')
+    errs = errors(text)
+    assert len(errs) == 5
+    joined = "\n".join(errs)
+    for fragment in ("global.log_level", "instance[lan].vrid", "instance[lan].priority",
+                     "instance[lan].advert_interval", "instance[lan].vmac_mode"):
+        assert fragment in joined
+    assert 'got "privat" (did you mean \'private\'?)' in joined
+    assert "0 is reserved for a master that is leaving" in joined
+
+
+def test_unknown_keys_are_errors_with_a_hint():
+    errs = errors(toml("priorty = 150", extra="[track_script.a]\ncommand = ['x']\nintervall = '1s'\n"))
+    assert "vmacd.toml: instance[lan].priorty: unknown key (did you mean 'priority'?)" in errs
+    assert "vmacd.toml: track_script.a.intervall: unknown key (did you mean 'interval'?)" in errs
+
+
+def test_unknown_top_level_table():
+    assert errors(toml(extra="[instances]\n")) == [
+        "vmacd.toml: instances: unknown key (did you mean 'instance'?)"]
+
+
+def test_invalid_toml_names_line_and_column():
+    errs = errors("[global]\nnode = \n")
+    assert len(errs) == 1 and errs[0].startswith("vmacd.toml: line 2, column 8: invalid TOML:")
+
+
+def test_instance_without_name_is_named_by_index():
+    errs = errors(toml("-name"))
+    assert errs == ["vmacd.toml: instance[0].name: is required"]
+
+
+def test_types_are_checked_bool_is_not_an_int():
+    errs = errors(toml("vrid = true\npreempt = 1\ngarp_repeat = \"3\""))
+    assert "vmacd.toml: instance[lan].vrid: must be an integer 1..255, got true" in errs
+    assert "vmacd.toml: instance[lan].preempt: must be true or false, got 1" in errs
+    assert 'vmacd.toml: instance[lan].garp_repeat: must be an integer 1..100, got "3"' in errs
+
+
+def test_single_instance_table_instead_of_array():
+    errs = errors('[instance]\nname = "lan"\n')
+    assert errs == ["vmacd.toml: instance: must be an array of tables: write [[instance]], not [instance]"]
+
+
+def test_no_instance_at_all():
+    assert errors("[global]\n") == ["vmacd.toml: instance: at least one [[instance]] is required"]
+
+
+# ---- RFC 9568 rules at load --------------------------------------------------------------------
+
+@pytest.mark.rfc("9568-6.1-1", "holds")
+@pytest.mark.parametrize("vrid", [1, 255])
+def test_vrid_bounds_load(vrid):
+    assert one(toml(f"vrid = {vrid}")).vrid == vrid
+
+
+@pytest.mark.rfc("9568-6.1-1", "refused")
+@pytest.mark.parametrize("line,msg", [("vrid = 0", "must be 1..255, got 0"),
+                                      ("vrid = 256", "must be 1..255, got 256"),
+                                      ("-vrid", "is required (1..255; RFC 9568 §6.1 gives VRID no default)")])
+def test_vrid_out_of_range_or_missing_is_refused(line, msg):
+    assert errors(toml(line)) == [f"vmacd.toml: instance[lan].vrid: {msg}"]
+
+
+@pytest.mark.rfc("9568-6.1-2", "holds")
+def test_priority_defaults_to_100():
+    assert one(toml()).priority == 100
+
+
+@pytest.mark.rfc("9568-6.1-2", "refused")
+def test_explicit_priority_is_not_overridden_by_the_default():
+    assert one(toml("priority = 150")).priority == 150
+
+
+@pytest.mark.rfc("9568-5.2.4-2", "holds")
+@pytest.mark.parametrize("prio", [1, 100, 254])
+def test_non_owner_priorities_load(prio):
+    inst = one(toml(f"priority = {prio}"))
+    assert inst.priority == prio and not inst.owner
+
+
+@pytest.mark.rfc("9568-5.2.4-2", "refused")
+@pytest.mark.parametrize("prio", [0, 256, -1])
+def test_priority_outside_1_255_refused(prio):
+    [err] = errors(toml(f"priority = {prio}"))
+    assert err.startswith(f"vmacd.toml: instance[lan].priority: must be 1..255, got {prio}")
+
+
+@pytest.mark.rfc("9568-6.1-4", "holds")
+@pytest.mark.rfc("9568-5.2.7-1", "holds")
+@pytest.mark.parametrize("text,cs", [("10ms", 1), ("40.95s", 4095), ("1.5s", 150), ("1s", 100)])
+def test_v3_interval_in_centiseconds(text, cs):
+    assert one(toml(f'advert_interval = "{text}"')).advert_interval_cs == cs
+
+
+@pytest.mark.rfc("9568-6.1-4", "holds")
+def test_interval_defaults_to_100_centiseconds():
+    inst = one(toml())
+    assert inst.advert_interval_cs == 100 and inst.advert_interval == 1.0
+
+
+@pytest.mark.rfc("9568-6.1-4", "refused")
+@pytest.mark.rfc("9568-5.2.7-1", "refused")
+@pytest.mark.parametrize("text", ["0s", "5ms", "40.96s", "15ms", "1m"])
+def test_v3_interval_outside_1_4095_cs_or_not_whole_refused(text):
+    [err] = errors(toml(f'advert_interval = "{text}"'))
+    assert err.startswith("vmacd.toml: instance[lan].advert_interval: ")
+    assert f'got "{text}"' in err
+
+
+def test_v2_interval_is_whole_seconds():
+    assert one(toml('version = 2\nadvert_interval = "3s"')).advert_interval_cs == 300
+    [err] = errors(toml('version = 2\nadvert_interval = "100ms"'))
+    assert "VRRPv2 carries whole seconds: must be 1s..255s" in err
+
+
+@pytest.mark.rfc("9568-5.2.5-1", "refused")
+def test_instance_without_virtual_ip_refused():
+    [err] = errors(toml("virtual_ips = []"))
+    assert err.startswith("vmacd.toml: instance[lan].virtual_ips: must list at least one address")
+
+
+@pytest.mark.rfc("9568-5.2.5-1", "holds")
+def test_three_vips_give_three_addresses():
+    inst = one(toml('virtual_ips = ["192.0.2.1/24", "192.0.2.2/24", "192.0.2.3"]'))
+    assert [str(v) for v in inst.virtual_ips] == ["192.0.2.1/24", "192.0.2.2/24", "192.0.2.3/32"]
+
+
+@pytest.mark.rfc("9568-5.2.9-1", "holds")
+@pytest.mark.rfc("9568-6.1-3", "holds")
+def test_ipv6_link_local_first_loads_in_order():
+    inst = one(toml('virtual_ips = ["fe80::1/64", "2001:db8::1/64"]'))
+    assert [str(v.ip) for v in inst.virtual_ips] == ["fe80::1", "2001:db8::1"] and inst.family == 6
+
+
+@pytest.mark.rfc("9568-5.2.9-1", "refused")
+@pytest.mark.rfc("9568-6.1-3", "refused")
+def test_ipv6_global_first_refused_with_reason():
+    [err] = errors(toml('virtual_ips = ["2001:db8::1/64", "fe80::1/64"]'))
+    assert err.startswith("vmacd.toml: instance[lan].virtual_ips[0]: the first IPv6 address must be")
+    assert "link-local" in err and 'got "2001:db8::1/64"' in err
+
+
+@pytest.mark.rfc("9568-5.2.9-2", "refused")
+def test_mixed_families_refused():
+    [err] = errors(toml('virtual_ips = ["192.0.2.1", "fe80::1"]'))
+    assert err.startswith("vmacd.toml: instance[lan].virtual_ips[1]: all addresses of an instance "
+                          "must be IPv4")
+
+
+@pytest.mark.rfc("9568-5.2.9-2", "holds")
+def test_one_family_per_instance_loads():
+    assert {v.version for v in one(toml('virtual_ips = ["192.0.2.1", "192.0.2.9"]')).virtual_ips} == {4}
+
+
+def test_ipv6_with_version_2_refused():
+    [err] = errors(toml('version = 2\nvirtual_ips = ["fe80::1"]'))
+    assert "VRRPv2 is IPv4 only" in err
+
+
+@pytest.mark.rfc("9568-6.1-8", "holds")
+def test_preempt_defaults_to_true():
+    assert one(toml()).preempt is True
+
+
+@pytest.mark.rfc("9568-6.1-8", "refused")
+def test_explicit_preempt_false_is_kept():
+    assert one(toml("preempt = false")).preempt is False
+
+
+@pytest.mark.rfc("9568-6.1-9", "holds")
+def test_accept_defaults_to_false():
+    assert one(toml()).accept is False
+
+
+@pytest.mark.rfc("9568-6.1-9", "refused")
+def test_explicit_accept_true_is_not_overridden():
+    assert one(toml("accept = true")).accept is True
+
+
+def test_owner_priority_255_loads_and_is_owner():
+    assert one(toml("priority = 255")).owner
+
+
+# ---- addresses, peers, duplicates --------------------------------------------------------------
+
+def test_bad_and_duplicate_addresses():
+    errs = errors(toml('virtual_ips = ["192.0.2.300", "224.0.0.18", "192.0.2.1", "192.0.2.1/24"]\n'
+                       'unicast_peers = ["2001:db8::2", "192.0.2.7", "192.0.2.7"]'))
+    assert errs == [
+        'vmacd.toml: instance[lan].virtual_ips[0]: must be an IP address with an optional /prefix, '
+        'got "192.0.2.300"',
+        'vmacd.toml: instance[lan].virtual_ips[1]: must be a unicast address, got "224.0.0.18"',
+        'vmacd.toml: instance[lan].virtual_ips[3]: duplicate address, got "192.0.2.1/24"',
+        'vmacd.toml: instance[lan].unicast_peers[0]: must be IPv4 like the virtual_ips, got "2001:db8::2"',
+        'vmacd.toml: instance[lan].unicast_peers[2]: duplicate peer, got "192.0.2.7"',
+    ]
+
+
+def test_unicast_peers_parsed():
+    inst = one(toml('unicast_peers = ["192.0.2.2", "192.0.2.3"]'))
+    assert inst.unicast_peers == tuple(ipaddress.ip_address(a) for a in ("192.0.2.2", "192.0.2.3"))
+
+
+SECOND = '[[instance]]\nname = "{name}"\ninterface = "{ifc}"\nvrid = {vrid}\nvirtual_ips = ["{vip}"]\n'
+
+
+def test_duplicate_name_vrid_and_vip_refused():
+    text = toml() + SECOND.format(name="lan", ifc="eth2", vrid=1, vip="192.0.2.8") \
+        + SECOND.format(name="wan", ifc="eth1", vrid=51, vip="192.0.2.254")
+    assert errors(text) == [
+        'vmacd.toml: instance[lan].name: duplicate name, got "lan"',
+        "vmacd.toml: instance[wan].vrid: eth1 already has VRID 51 for IPv4 (instance[lan]), got 51",
+        "vmacd.toml: instance[wan].virtual_ips: 192.0.2.254 is already a VIP of instance[lan]",
+    ]
+
+
+def test_same_vrid_other_family_or_interface_is_fine():
+    text = toml() + SECOND.format(name="lan6", ifc="eth1", vrid=51, vip="fe80::1") \
+        + SECOND.format(name="wan", ifc="eth2", vrid=51, vip="198.51.100.1")
+    assert load_text(text, "x").instance_names == ("lan", "lan6", "wan")
+
+
+# ---- references, tracking, sync groups ---------------------------------------------------------
+
+REFS = """
+[track_script.httpd]
+command = ["/bin/true"]
+interval = "2s"
+timeout = "500ms"
+rise = 2
+fall = 3
+
+[resource.web]
+start = ["/bin/true", "start"]
+stop = ["/bin/true", "stop"]
+
+[sync_group.g]
+instances = ["lan"]
+"""
+
+
+def test_references_resolve_to_objects():
+    inst = one(toml('track_scripts = [{ name = "httpd", weight = -20 }]\nresources = ["web"]\n'
+                    'track_interfaces = [{ name = "eth0" }]\n'
+                    'track_files = [{ path = "/run/w" }]', REFS))
+    [ts] = inst.track_scripts
+    assert (ts.name, ts.weight, ts.script.interval, ts.script.timeout, ts.script.fall) == \
+        ("httpd", -20, 2.0, 0.5, 3)
+    assert inst.resources[0].timeout == 30.0 and inst.resources[0].stop == ("/bin/true", "stop")
+    assert inst.track_interfaces == (model.TrackedInterface("eth0", 0),)
+    assert inst.track_files == (model.TrackedFile("/run/w", 1),)
+    assert inst.sync_group == model.SyncGroup("g", ("lan",))
+
+
+def test_dangling_references_refused_with_hints():
+    errs = errors(toml('auth = "lann"\ntrack_scripts = [{ name = "http" }]\nresources = ["webb"]',
+                       REFS + '\n[sync_group.h]\ninstances = ["lam"]\n[auth.lan]\ntype = "none"\n'))
+    assert errs == [
+        "vmacd.toml: sync_group.h.instances[0]: no [[instance]] named \"lam\" (did you mean 'lan'?)",
+        "vmacd.toml: instance[lan].auth: no [auth.lann] table, got \"lann\" (did you mean 'lan'?)",
+        "vmacd.toml: instance[lan].track_scripts[0].name: no [track_script.http] table, got \"http\" "
+        "(did you mean 'httpd'?)",
+        "vmacd.toml: instance[lan].resources[0]: no [resource.webb] table, got \"webb\" "
+        "(did you mean 'web'?)",
+    ]
+
+
+def test_instance_in_two_sync_groups_refused():
+    errs = errors(toml(extra='[sync_group.a]\ninstances = ["lan"]\n[sync_group.b]\ninstances = ["lan"]\n'))
+    assert errs == ['vmacd.toml: sync_group.b.instances[0]: instance "lan" is already in sync_group a']
+
+
+def test_weights_are_bounded():
+    errs = errors(toml('track_interfaces = [{ name = "eth0", weight = -255 }, "eth2"]'))
+    assert errs == [
+        "vmacd.toml: instance[lan].track_interfaces[0].weight: must be an integer -254..254, got -255",
+        'vmacd.toml: instance[lan].track_interfaces[1]: must be a table like { name = "eth0", '
+        'weight = -50 }, got "eth2"',
+    ]
+
+
+def test_track_script_needs_a_command_list():
+    errs = errors(toml(extra='[track_script.x]\ncommand = "curl localhost"\ntimeout = "0s"\n'))
+    assert errs == [
+        'vmacd.toml: track_script.x.command: must be a list of strings, got "curl localhost"',
+        'vmacd.toml: track_script.x.timeout: must be longer than 0s, got "0s"',
+    ]
+
+
+def test_warn_after_must_exceed_interval():
+    assert one(toml('advert_interval = "100ms"\nwarn_after = "250ms"')).warn_after == 0.25
+    [err] = errors(toml('advert_interval = "1s"\nwarn_after = "500ms"'))
+    assert err == ('vmacd.toml: instance[lan].warn_after: must be longer than advert_interval (1000ms) '
+                   'or "0s" to disable, got "500ms"')
+
+
+def test_checksum_keys_are_v3_only():
+    [err] = errors(toml('version = 2\nv3_checksum_strict = true'))
+    assert err == "vmacd.toml: instance[lan].v3_checksum_strict: applies to version 3 only; " \
+                  "VRRPv2 has one checksum form"
+
+
+# ---- auth --------------------------------------------------------------------------------------
+
+def auth_cfg(body: str, instance: str = 'auth = "a"') -> str:
+    return toml(instance, f"[auth.a]\n{body}\n")
+
+
+@pytest.mark.parametrize("kind,version", [("pass", 2), ("ah", 2), ("hmac-sha256", 3), ("hmac-sha256", 2)])
+def test_auth_types_load_with_inline_key(kind, version):
+    key = "x" * (16 if kind == "hmac-sha256" else 8)
+    inst = one(auth_cfg(f'type = "{kind}"\nkey = "{key}"', f'auth = "a"\nversion = {version}'))
+    assert inst.auth == model.Auth("a", kind, key.encode())
+
+
+@pytest.mark.parametrize("kind", ["pass", "ah"])
+def test_v2_only_auth_refused_on_v3(kind):
+    [err] = errors(auth_cfg(f'type = "{kind}"\nkey = "secret"'))
+    assert err.startswith(f"vmacd.toml: instance[lan].auth: [auth.a] has type {kind}, which only VRRPv2")
+
+
+@pytest.mark.parametrize("body,msg", [
+    ('type = "pass"\nkey = "123456789"', "key: a pass key must be 1..8 bytes"),
+    ('type = "hmac-sha256"\nkey = "short"', "key: a hmac-sha256 key must be 16..64 bytes"),
+    ('type = "hmac-sha256"', "type: type hmac-sha256 needs exactly one of key or key_file"),
+    ('type = "hmac-sha256"\nkey = "x"\nkey_file = "/k"', "key: type hmac-sha256 needs exactly one"),
+    ('type = "none"\nkey = "x"', "key: type none takes no key"),
+    ('type = "md5"', "type: must be one of none | pass | ah | hmac-sha256"),
+])
+def test_auth_key_rules(body, msg):
+    [err] = errors(auth_cfg(body, 'auth = "a"\nversion = 2'))
+    assert err.startswith(f"vmacd.toml: auth.a.{msg}"), err
+
+
+def test_key_file_read_relative_to_config_and_stripped(tmp_path):
+    key = tmp_path / "lan.key"
+    key.write_bytes(b"0123456789abcdef0123\n")
+    key.chmod(0o600)
+    cfg = tmp_path / "vmacd.toml"
+    cfg.write_text(auth_cfg('type = "hmac-sha256"\nkey_file = "lan.key"'))
+    auth = load(str(cfg)).instances[0].auth
+    assert auth.key == b"0123456789abcdef0123" and auth.key_file == str(key)
+
+
+def test_world_readable_key_file_refused(tmp_path):
+    key = tmp_path / "lan.key"
+    key.write_bytes(b"0123456789abcdef0123")
+    key.chmod(0o644)
+    cfg = tmp_path / "vmacd.toml"
+    cfg.write_text(auth_cfg('type = "hmac-sha256"\nkey_file = "lan.key"'))
+    with pytest.raises(ConfigError) as info:
+        load(str(cfg))
+    assert str(info.value) == (f'{cfg}: auth.a.key_file: "{key}" is world-readable or -writable '
+                               "(mode 0644); chmod 600 it")
+    # not reading files (check on another box) skips the key file entirely
+    assert load(str(cfg), read_files=False).instances[0].auth.key is None
+
+
+def test_missing_key_file_refused(tmp_path):
+    cfg = tmp_path / "vmacd.toml"
+    cfg.write_text(auth_cfg('type = "hmac-sha256"\nkey_file = "/nonexistent/k"'))
+    with pytest.raises(ConfigError, match='auth.a.key_file: cannot read "/nonexistent/k"'):
+        load(str(cfg))
+
+
+def test_inline_key_in_world_readable_config_refused(tmp_path):
+    cfg = tmp_path / "vmacd.toml"
+    cfg.write_text(auth_cfg('type = "hmac-sha256"\nkey = "0123456789abcdef"'))
+    os.chmod(cfg, 0o644)
+    with pytest.raises(ConfigError, match=r"auth.a.key: inline key in a world-readable file \(mode 0644\)"):
+        load(str(cfg))
+    os.chmod(cfg, 0o600)
+    assert load(str(cfg)).instances[0].auth.key == b"0123456789abcdef"
+
+
+def test_non_utf8_file(tmp_path):
+    cfg = tmp_path / "vmacd.toml"
+    cfg.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load(str(cfg))
