@@ -76,7 +76,12 @@ class UsageError(ValueError):
 # two can refer to each other at call time.
 from vmacd.core import auth as _auth  # noqa: E402
 
-AuthSpec = _auth.AuthSpec
+
+def __getattr__(name: str) -> object:
+    """`from vmacd.core.wire import AuthSpec` works whichever of wire/auth is imported first."""
+    if name == "AuthSpec":
+        return _auth.AuthSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 HEADER_LEN = 8                       # Version/Type, VRID, Priority, Count, interval/auth, checksum
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
@@ -174,7 +179,7 @@ def _check_template(adv: Advertisement, src: IPAddress, dst: IPAddress) -> None:
         raise UsageError(f"source must be a unicast address, got {src}")
 
 
-def _message(adv: Advertisement, auth: AuthSpec) -> bytearray:
+def _message(adv: Advertisement, auth: _auth.AuthSpec) -> bytearray:
     """The VRRP message with a zero checksum: header + addresses (+ v2 Authentication Data)."""
     addrs = b"".join(a.packed for a in adv.addresses)
     if adv.version == 3:
@@ -202,7 +207,7 @@ def _checksummed(msg: bytearray, version: int, src: IPAddress, dst: IPAddress, p
 
 @functools.lru_cache(maxsize=4096)
 def _encoded(adv: Advertisement, src: IPAddress, dst: IPAddress, pseudo: bool,
-             auth: AuthSpec) -> tuple[bytes, object]:
+             auth: _auth.AuthSpec) -> tuple[bytes, object]:
     """(message, HMAC prefix or None): everything of an advert that does not change per packet."""
     _check_template(adv, src, dst)
     message = _checksummed(_message(adv, auth), adv.version, src, dst, pseudo)
@@ -214,7 +219,7 @@ def _encoded(adv: Advertisement, src: IPAddress, dst: IPAddress, pseudo: bool,
 
 
 def encode(adv: Advertisement, *, src: object, dst: object, pseudo_header: bool = True,
-           auth: AuthSpec | None = None, counter: int | None = None) -> bytes:
+           auth: _auth.AuthSpec | None = None, counter: int | None = None) -> bytes:
     """The VRRP payload of `adv` from `src` to `dst` (what a raw IPPROTO 112 socket sends).
 
     Built once per distinct (adv, src, dst, pseudo_header, auth) and cached; with hmac-sha256 only
@@ -246,7 +251,7 @@ def encode_cache_info() -> functools._CacheInfo:
 # ---------------------------------------------------------------------------------------------
 
 def decode(payload: bytes, *, src: object, dst: object, ttl: int | None,
-           auth: AuthSpec | None = None, pseudo_header: bool = True,
+           auth: _auth.AuthSpec | None = None, pseudo_header: bool = True,
            strict_checksum: bool = False, verify_auth: bool = True) -> Advertisement:
     """Judge one received VRRP payload (RFC 9568 §7.1, RFC 3768 §7.1); PacketError when refused.
 
@@ -262,7 +267,7 @@ def decode(payload: bytes, *, src: object, dst: object, ttl: int | None,
                    bool(pseudo_header), strict_checksum, verify_auth, None)
 
 
-def _decode(p: bytes, src: IPAddress, dst: IPAddress, ttl: int | None, spec: AuthSpec,
+def _decode(p: bytes, src: IPAddress, dst: IPAddress, ttl: int | None, spec: _auth.AuthSpec,
             pseudo: bool, strict: bool, verify: bool, ah: dict | None) -> Advertisement:
     if ttl is None:
         raise PacketError("ttl", "TTL / hop limit unknown (IPV6_HOPLIMIT cmsg missing)")
@@ -301,7 +306,7 @@ def _decode(p: bytes, src: IPAddress, dst: IPAddress, ttl: int | None, spec: Aut
                          auth_type=atype, auth_info=info)
 
 
-def _trailer_len(p: bytes, std: int, version: int, spec: AuthSpec, verify: bool) -> int:
+def _trailer_len(p: bytes, std: int, version: int, spec: _auth.AuthSpec, verify: bool) -> int:
     """Bytes expected after the standard message: 28 for an hmac-sha256 trailer, else 0."""
     if verify:
         return _auth.HMAC_TRAILER_LEN if spec.type == "hmac-sha256" else 0
@@ -332,12 +337,13 @@ def _verify_checksum(msg: bytes, version: int, src: IPAddress, dst: IPAddress,
     for name, start in forms[:1] if strict else forms:
         if inet_sum(msg, start) == 0xFFFF:
             return name
-    which = "the configured form (strict)" if strict else "either form"
-    raise PacketError("checksum", f"VRRPv3 IPv4 checksum verifies in neither {which}")
+    which = f"in the configured form {forms[0][0]} (strict)" if strict else \
+        "with or without the pseudo-header"
+    raise PacketError("checksum", f"VRRPv3 IPv4 checksum does not verify {which}")
 
 
 def _judge_auth(p: bytes, std: int, version: int, src: IPAddress, dst: IPAddress,
-                spec: AuthSpec, verify: bool, ah: dict | None) -> tuple[str, tuple]:
+                spec: _auth.AuthSpec, verify: bool, ah: dict | None) -> tuple[str, tuple]:
     """(auth_type, auth_info) of an otherwise valid packet; PacketError("auth") on mismatch."""
     if version == 2:
         byte = p[4]
@@ -384,7 +390,7 @@ def _ipv4_header(src: IPAddress, dst: IPAddress, length: int, proto: int, ident:
 
 
 def build_ip_packet(adv: Advertisement, *, src: object, dst: object, pseudo_header: bool = True,
-                    auth: AuthSpec | None = None, counter: int | None = None, ident: int = 0,
+                    auth: _auth.AuthSpec | None = None, counter: int | None = None, ident: int = 0,
                     tos: int = TOS_NETWORK_CONTROL) -> bytes:
     """A complete IPv4 (TTL 255, protocol 112, or 51 with AH) or IPv6 (hop limit 255, next
     header 112) packet carrying `adv`. `counter` is the hmac-sha256 counter or the AH sequence
@@ -411,7 +417,7 @@ def build_ip_packet(adv: Advertisement, *, src: object, dst: object, pseudo_head
     return head + s.packed + d.packed + payload
 
 
-def decode_ip_packet(data: bytes, auth: AuthSpec | None = None, *, pseudo_header: bool = True,
+def decode_ip_packet(data: bytes, auth: _auth.AuthSpec | None = None, *, pseudo_header: bool = True,
                      strict_checksum: bool = False, verify_auth: bool = True) -> Advertisement:
     """Judge a whole IP packet (IPv4 incl. AH, or IPv6) carrying VRRP; PacketError when refused.
 
@@ -449,7 +455,7 @@ def decode_ip_packet(data: bytes, auth: AuthSpec | None = None, *, pseudo_header
     return _decode(payload, src, dst, ttl, spec, pseudo_header, strict_checksum, verify_auth, ah)
 
 
-def _decode_ipv6(data: bytes, spec: AuthSpec, pseudo: bool, strict: bool,
+def _decode_ipv6(data: bytes, spec: _auth.AuthSpec, pseudo: bool, strict: bool,
                  verify: bool) -> Advertisement:
     if len(data) < IPV6_HEADER_LEN:
         raise PacketError("length", f"{len(data)} bytes, shorter than the IPv6 header")
@@ -464,7 +470,7 @@ def _decode_ipv6(data: bytes, spec: AuthSpec, pseudo: bool, strict: bool,
 
 
 def _strip_ah(ip_header: bytes, payload: bytes, src: IPAddress, dst: IPAddress,
-              spec: AuthSpec, verify: bool) -> tuple[dict, bytes]:
+              spec: _auth.AuthSpec, verify: bool) -> tuple[dict, bytes]:
     """Parse (and with verify, check) keepalived-style AH; return (info, VRRP payload)."""
     if len(payload) < _auth.AH_LEN:
         raise PacketError("length", f"{len(payload)} bytes after the IPv4 header, AH needs 24")
