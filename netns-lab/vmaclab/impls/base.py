@@ -100,6 +100,10 @@ class Router(abc.ABC):
         """The processes that speak VRRP (SIGKILLed by ``kill``, SIGSTOPped by ``freeze``)."""
         return list(self.pids().values())
 
+    def term_pids(self) -> list[int]:
+        """The process a graceful stop signals (``term``)."""
+        return self.vrrp_pids()
+
     def crash_kill(self) -> None:
         """SIGKILL every daemon at once with no chance to say goodbye (``crash``)."""
         for pid in self.pids().values():

@@ -129,6 +129,10 @@ class Keepalived(Router):
         """The VRRP child only (``kill``: the parent would respawn it)."""
         return [p for r, p in self.pids().items() if r == "vrrp"] or list(self.pids().values())
 
+    def term_pids(self) -> list[int]:
+        """The parent: it stops the VRRP child gracefully (priority 0)."""
+        return [p for r, p in self.pids().items() if r == "keepalived"]
+
     def crash_kill(self) -> None:
         """SIGSTOP the parent, SIGKILL the child, then the parent (else the child exits gracefully)."""
         p = self.pids()
