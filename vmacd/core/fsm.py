@@ -1,0 +1,537 @@
+"""The per-VRID VRRP state machine (RFC 9568 §6.4; RFC 3768 §6.4 for v2). Sans-I/O.
+
+`VirtualRouter(params)` never reads a clock and never touches the box. The daemon drives it:
+
+    actions = router.handle(event, now)        # an input from events.py
+    actions = router.handle_timer(now)         # when now >= router.get_timer()
+    loop.call_at(router.get_timer(), ...)      # re-arm after every call (None = no timer)
+
+and executes the returned actions in order. `now` is float seconds of a monotonic clock.
+
+States (SPEC §3): init, backup, master (RFC "Active"), fault, stopped. Everything that decides a
+transition lives in this file (h11 "Rule 1"): `EVENT_HANDLERS` maps (state, input type) to the
+handler, `TRANSITIONS` lists the legal (from, to) edges, `_enter`/`_exit` hold the entry and exit
+actions. An input with no row raises LocalProtocolError and changes nothing.
+
+Timers (RFC 9568 §6.2): Adver_Timer runs only in master, Master_Down_Timer only in backup; the
+handover bound only while a master is leaving. Durations come from core/timers.py (exact
+centiseconds, converted to seconds once when a deadline is armed).
+
+vmacd rules beyond RFC 9568 §6.4, each documented in the handler:
+* fault: link down, or a weight-0 tracker down, or the sync group. A master sends one priority-0
+  advert (only if its link is up) and releases; fault -> backup on recovery (owner -> master).
+* startup_delay (s): after Startup a non-owner is backup and does not claim before
+  started + startup_delay, even if it hears nothing (an owner with startup_delay > 0 behaves
+  the same, as a backup that preempts).
+* preempt_delay (s): a preempting backup that hears a lower-priority master keeps accepting its
+  adverts (resetting Master_Down_Timer) for preempt_delay seconds, counted from the first lower
+  advert of an unbroken run; afterwards it discards them as §6.4.2 says and takes over at most one
+  Master_Down_Interval later. The run restarts on any transition or an advert of priority >= ours.
+* maintenance: a master leaves (priority 0, graceful handover) and the router stays backup with
+  no Master_Down_Timer: it never claims while maintenance is on.
+* graceful handover "make-before-break" (default): on Shutdown / maintenance / group hold a
+  master sends one priority-0 advert and keeps its VIPs until it hears another router's advert
+  with priority > 0 or timers.handover_bound_cs passes; then it releases. "rfc": release at once.
+* owner (255), erratum 8298 reading of §7.1: a 255 advert from another router is logged
+  (rate-limited) and discarded; other adverts are processed (the owner never yields to them and
+  answers at once, §6.4.3-14).
+* v2: an advert whose interval differs from ours is dropped (RFC 3768 §7.1, reason "interval");
+  v3 logs the mismatch and adopts the interval (RFC 9568 §7.1, §6.4.2).
+"""
+from __future__ import annotations
+
+import collections
+import enum
+import ipaddress
+from dataclasses import dataclass
+from typing import Callable
+
+from vmacd.core import timers
+from vmacd.core.events import (Action, AdvertReceived, Announce, ClaimVips, Drop, DualMaster,
+                               LinkChanged, Log, Maintenance, MasterSeen, Notify, ReleaseVips,
+                               RunResources, SendAdvert, Shutdown, StateChanged, Startup, Stopped,
+                               SyncGroupChanged, TrackChanged)
+from vmacd.core.groups import Directive, MemberView, Tracking, effective_priority
+from vmacd.core.params import IPAddress, RouterParams
+from vmacd.core.ratelimit import RateLimiter
+from vmacd.core.wire import Advertisement
+
+
+class State(str, enum.Enum):
+    INIT = "init"
+    BACKUP = "backup"
+    MASTER = "master"
+    FAULT = "fault"
+    STOPPED = "stopped"
+
+
+class LocalProtocolError(RuntimeError):
+    """The caller drove the state machine wrongly (our bug, not the peer's). State is unchanged."""
+
+
+I, B, M, F, S = State.INIT, State.BACKUP, State.MASTER, State.FAULT, State.STOPPED
+
+#: Legal transitions. Anything else is a bug and raises.
+TRANSITIONS: frozenset[tuple[State, State]] = frozenset({
+    (I, B), (I, M), (I, F), (I, S),     # Startup (§6.4.1) or Shutdown before Startup
+    (B, M),                             # Master_Down_Timer fired (§6.4.2)
+    (B, F), (B, S),                     # fault; Shutdown (§6.4.2)
+    (M, B),                             # higher priority heard (§6.4.3), maintenance, group hold
+    (M, F), (M, S),                     # fault; Shutdown (§6.4.3)
+    (F, B), (F, M), (F, S),             # recovery (owner -> master); Shutdown
+    (S, B), (S, M), (S, F),             # Startup again after a stop
+})
+
+_CONDITION = "_on_condition"
+#: (state, input type) -> handler method name. Rows not listed raise LocalProtocolError.
+EVENT_HANDLERS: dict[tuple[State, type], str] = {
+    (I, Startup): "_on_startup", (S, Startup): "_on_startup",
+    (I, Shutdown): "_on_shutdown_idle", (F, Shutdown): "_on_shutdown_idle",
+    (B, Shutdown): "_on_shutdown_idle", (M, Shutdown): "_on_shutdown_master",
+    (B, AdvertReceived): "_on_advert_backup", (M, AdvertReceived): "_on_advert_master",
+    # Initialize (§6.4.1) waits for Startup: adverts heard meanwhile are ignored; so in fault
+    # (we do not take part) and stopped.
+    (I, AdvertReceived): "_ignore", (F, AdvertReceived): "_ignore",
+    (S, AdvertReceived): "_ignore",
+    **{(st, ev): _CONDITION for st in State
+       for ev in (LinkChanged, TrackChanged, Maintenance, SyncGroupChanged)},
+}
+
+
+@dataclass(frozen=True)
+class MasterInfo:
+    """The master a backup last accepted: its source, priority and interval (cs), and when."""
+
+    src: IPAddress | None
+    priority: int
+    interval_cs: int
+    time: float
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One history entry: at `time` (s) the state went `old` -> `new` because of `reason`."""
+
+    time: float
+    old: str
+    new: str
+    reason: str
+
+
+def _addr_int(a: IPAddress | None) -> int:
+    """Address as an unsigned integer in network byte order (the §6.4.3 tie-break)."""
+    return int(a) if a is not None else -1
+
+
+class VirtualRouter:
+    """One VRRP virtual router (one VRID, one family, one interface). See module docstring."""
+
+    def __init__(self, params: RouterParams) -> None:
+        self.params = params
+        self.state = State.INIT
+        self.history: collections.deque[Transition] = collections.deque(maxlen=params.history_size)
+        self.master_seen: MasterInfo | None = None
+        self.master_adver_interval_cs = params.interval_cs  # §6.1 Master_Adver_Interval
+        self.tracking = Tracking()
+        self.link_up = True
+        self.maintenance = False
+        self.group_directive = Directive()
+        self._adver_at: float | None = None      # Adver_Timer deadline (master)
+        self._down_at: float | None = None       # Master_Down_Timer deadline (backup)
+        self._handover_at: float | None = None   # graceful handover bound (leaving master)
+        self._leaving: tuple[State, str] | None = None  # (target state, reason) while leaving
+        self._startup_until = 0.0
+        self._lower_since: float | None = None   # preempt_delay: first lower advert of a run
+        self._announced_at: float | None = None  # last re-announce while answering (§6.4.3-14)
+        self._owner_src: tuple[IPAddress | None, float] | None = None
+        self._master_entries: collections.deque[float] = collections.deque(maxlen=8)
+        self._logs = RateLimiter(params.log_interval)
+
+    # ------------------------------------------------------------------------------------------
+    # Public API
+    # ------------------------------------------------------------------------------------------
+
+    @property
+    def effective_priority(self) -> int:
+        """Priority in force (tracking applied, clamped 1..254; owner 255), groups.py."""
+        return effective_priority(self.params.priority, self.tracking)
+
+    @property
+    def leaving(self) -> bool:
+        """True while a master has sent priority 0 and waits for the handover (make-before-break)."""
+        return self._leaving is not None
+
+    @property
+    def holds_vips(self) -> bool:
+        """The daemon should have the vMAC up and the VIPs added exactly while this is True."""
+        return self.state is State.MASTER
+
+    def handle(self, event: object, now: float) -> list[Action]:
+        """Process one input at time `now` (s); return the actions to execute, in order."""
+        name = EVENT_HANDLERS.get((self.state, type(event)))
+        if name is None:
+            raise LocalProtocolError(f"{type(event).__name__} is not valid in state {self.state.value}")
+        handler: Callable[[object, float], list[Action]] = getattr(self, name)
+        return handler(event, now)
+
+    def get_timer(self) -> float | None:
+        """The earliest armed deadline (absolute seconds), or None when no timer runs."""
+        armed = [t for t in (self._adver_at, self._down_at, self._handover_at) if t is not None]
+        return min(armed) if armed else None
+
+    def handle_timer(self, now: float) -> list[Action]:
+        """Fire every deadline that is due at `now`. Calling early is harmless (returns [])."""
+        out: list[Action] = []
+        for _ in range(4):  # a firing can arm a new, later deadline; never loops on the same one
+            if self._handover_at is not None and now >= self._handover_at:
+                out += self._finish_leave(now, "handover bound passed")
+            elif self._adver_at is not None and now >= self._adver_at:
+                self._adver_at = now + self._interval_s()
+                out.append(self._advert(self.effective_priority))                  # §6.4.3-11
+            elif self._down_at is not None and now >= self._down_at:
+                out += self._become_master(now, "master down timer expired")       # §6.4.2-7
+            else:
+                break
+        return out
+
+    def group_view(self) -> MemberView:
+        """This member's own condition, for groups.SyncGroup.directives()."""
+        master = self.master_seen
+        beaten = self.state is State.BACKUP and (
+            self.maintenance
+            or (master is not None and master.priority > 0
+                and not self._would_preempt(master.priority, master.src, hold=False)))
+        return MemberView(own_fault=bool(self._own_faults()), beaten=beaten,
+                          active=self.state not in (State.INIT, State.STOPPED))
+
+    def snapshot(self) -> dict[str, object]:
+        """Everything the status API shows. Equal snapshots mean nothing changed."""
+        p, ms = self.params, self.master_seen
+        prio = self.effective_priority
+        return {
+            "name": p.name, "vrid": p.vrid, "family": p.family, "version": p.version,
+            "state": self.state.value, "leaving": self.leaving,
+            "priority": p.priority, "effective_priority": prio, "owner": p.owner,
+            "maintenance": self.maintenance, "link_up": self.link_up,
+            "faults": list(self._all_faults()), "hold": self.group_directive.hold,
+            "master_seen": None if ms is None else {
+                "src": str(ms.src) if ms.src is not None else None, "priority": ms.priority,
+                "interval_cs": ms.interval_cs, "time": ms.time},
+            "master_adver_interval_cs": self.master_adver_interval_cs,
+            "skew_time_cs": float(self._skew_cs()),
+            "master_down_interval_cs": float(self._mdi_cs()),
+            "timers": {"adver": self._adver_at, "master_down": self._down_at,
+                       "handover": self._handover_at},
+            "startup_until": self._startup_until,
+            "preempt_lower_since": self._lower_since,
+            "last_transition": None if not self.history else vars(self.history[-1]).copy(),
+        }
+
+    # ------------------------------------------------------------------------------------------
+    # Timer arithmetic
+    # ------------------------------------------------------------------------------------------
+
+    def _interval_s(self) -> float:
+        return timers.seconds(self.params.interval_cs)
+
+    def _skew_cs(self, priority: int | None = None):
+        prio = self.effective_priority if priority is None else priority
+        return timers.skew_time_cs(prio, self.master_adver_interval_cs, self.params.version)
+
+    def _mdi_cs(self):
+        return timers.master_down_interval_cs(self.effective_priority,
+                                              self.master_adver_interval_cs, self.params.version)
+
+    def _arm_down(self, now: float, cs) -> None:
+        """Arm Master_Down_Timer `cs` from now, never before startup_until; none in maintenance."""
+        self._down_at = None if self.maintenance else max(now + timers.seconds(cs),
+                                                          self._startup_until)
+
+    # ------------------------------------------------------------------------------------------
+    # Transitions: the one choke point, with entry / exit actions
+    # ------------------------------------------------------------------------------------------
+
+    def _transition(self, new: State, reason: str, now: float) -> list[Action]:
+        old = self.state
+        if (old, new) not in TRANSITIONS:
+            raise LocalProtocolError(f"illegal transition {old.value} -> {new.value} ({reason})")
+        out: list[Action] = self._exit(old)
+        self.state = new
+        self._adver_at = self._down_at = self._handover_at = None     # §6.2-1: re-armed below
+        self._leaving = None
+        self._lower_since = None
+        self.history.append(Transition(now, old.value, new.value, reason))
+        out.insert(0, StateChanged(old.value, new.value, reason, now))
+        out += self._enter(new, now)
+        return out
+
+    def _exit(self, old: State) -> list[Action]:
+        if old is not State.MASTER:
+            return []
+        p = self.params
+        return [ReleaseVips(p.vrid, p.family, p.vips), RunResources("stop")]
+
+    def _enter(self, new: State, now: float) -> list[Action]:
+        p = self.params
+        if new is State.MASTER:
+            self._adver_at = now + self._interval_s()                      # §6.4.1-5, §6.4.2-11
+            self.master_seen = None
+            out: list[Action] = [ClaimVips(p.vrid, p.family, p.vips),
+                                 self._advert(self.effective_priority),
+                                 Announce(p.vrid, p.family, p.vips, p.garp_repeat),
+                                 RunResources("start")]
+            out += self._check_flapping(now)
+        elif new is State.BACKUP:
+            self._arm_down(now, self._mdi_cs())                            # §6.4.1-6
+            out = []
+        else:
+            out = []
+        if new is State.FAULT or new is State.STOPPED:
+            self.master_seen = None
+        out.append(Notify(new.value, self.effective_priority))
+        return out
+
+    def _advert(self, priority: int) -> SendAdvert:
+        p = self.params
+        return SendAdvert(p.vrid, p.version, p.family, priority, p.interval_cs, p.vips)
+
+    def _become_master(self, now: float, reason: str) -> list[Action]:
+        return self._transition(State.MASTER, reason, now)
+
+    def _check_flapping(self, now: float) -> list[Action]:
+        """RFC 9568 §2.5: 3 entries into master within 10 Master_Down_Intervals -> warn."""
+        self._master_entries.append(now)
+        window = 10 * timers.seconds(self._mdi_cs())
+        recent = [t for t in self._master_entries if now - t <= window]
+        if len(recent) >= 3:
+            return self._log("warning", "flapping", now,
+                             f"became master {len(recent)} times in {window:.2f} s")
+        return []
+
+    def _log(self, level: str, kind: str, now: float, message: str) -> list[Action]:
+        suppressed = self._logs.allow(kind, now)
+        if suppressed is None:
+            return []
+        return [Log(level, kind, f"vrid {self.params.vrid}: {message}", suppressed)]
+
+    # ------------------------------------------------------------------------------------------
+    # Startup, Shutdown, graceful handover
+    # ------------------------------------------------------------------------------------------
+
+    def _on_startup(self, _ev: Startup, now: float) -> list[Action]:
+        p = self.params
+        self._startup_until = now + p.startup_delay
+        self.master_adver_interval_cs = p.interval_cs                      # §6.4.1-6
+        self.master_seen = None
+        faults = self._all_faults()
+        if faults:
+            return self._transition(State.FAULT, "startup: " + ", ".join(faults), now)
+        if p.owner and p.startup_delay == 0 and not self.maintenance:
+            return self._transition(State.MASTER, "startup: address owner", now)  # §6.4.1-2
+        return self._transition(State.BACKUP, "startup", now)
+
+    def _on_shutdown_idle(self, ev: Shutdown, now: float) -> list[Action]:
+        """§6.4.2-6: a backup (or init/fault) cancels its timer, sends nothing, stops."""
+        return self._transition(State.STOPPED, ev.reason, now) + [Stopped()]
+
+    def _on_shutdown_master(self, ev: Shutdown, now: float) -> list[Action]:
+        """§6.4.3-10: priority 0 then stop; make-before-break waits for the successor first."""
+        if self._leaving is not None:
+            self._leaving = (State.STOPPED, ev.reason)     # a maintenance leave becomes a stop
+            return []
+        return self._begin_leave(State.STOPPED, ev.reason, now)
+
+    def _begin_leave(self, target: State, reason: str, now: float) -> list[Action]:
+        p = self.params
+        out: list[Action] = [self._advert(0)]
+        if p.graceful_handover == "rfc":
+            out += self._transition(target, reason, now)
+            return out + ([Stopped()] if target is State.STOPPED else [])
+        self._adver_at = None                                              # §6.4.3-10
+        self._leaving = (target, reason)
+        self._handover_at = now + timers.seconds(timers.handover_bound_cs(p.interval_cs, p.version))
+        return out + self._log("info", "handover", now,
+                               f"leaving master ({reason}): priority 0 sent, keeping VIPs until "
+                               "the successor is heard")
+
+    def _finish_leave(self, now: float, why: str) -> list[Action]:
+        assert self._leaving is not None
+        target, reason = self._leaving
+        out = self._transition(target, f"{reason}; {why}", now)
+        return out + ([Stopped()] if target is State.STOPPED else [])
+
+    # ------------------------------------------------------------------------------------------
+    # Receiving advertisements (§7.1 meaning checks, §6.4.2, §6.4.3)
+    # ------------------------------------------------------------------------------------------
+
+    def _ignore(self, _ev: object, _now: float) -> list[Action]:
+        return []
+
+    def _screen(self, adv: Advertisement, now: float) -> list[Action] | None:
+        """Checks the codec cannot make (they need the instance). A list = dropped; None = ok."""
+        p = self.params
+        reason = detail = ""
+        if adv.vrid != p.vrid or adv.family != p.family:
+            reason, detail = "vrid", f"advert for VRID {adv.vrid} IPv{adv.family}, not ours"
+        elif adv.version != p.version:
+            reason, detail = "version", f"VRRPv{adv.version} advert, instance runs v{p.version}"
+        elif p.version == 2 and adv.interval_cs != p.interval_cs:
+            reason, detail = "interval", f"v2 interval {adv.interval_cs} cs != {p.interval_cs} cs"
+        elif adv.src is not None and adv.src == p.primary:
+            reason, detail = "addresses", "advert from our own primary address"
+        if not reason:
+            return None
+        return [Drop(reason, detail)] + self._log("info", "drop", now, f"dropped: {detail}")
+
+    def _observe(self, adv: Advertisement, now: float) -> list[Action]:
+        """Rate-limited logs about an accepted advert: §7.1-13/-16, §8.3.2-2/-4."""
+        p, out = self.params, []
+        if p.version == 3 and adv.interval_cs != p.interval_cs:
+            out += self._log("warning", "interval-mismatch", now,
+                             f"{adv.src} advertises {adv.interval_cs} cs, configured {p.interval_cs} cs")
+        if set(adv.addresses) != set(p.vips):
+            out += self._log("warning", "address-mismatch", now,
+                             f"{adv.src} advertises {[str(a) for a in adv.addresses]}")
+        if adv.priority == 255:
+            prev = self._owner_src
+            if p.owner or (prev is not None and prev[0] != adv.src
+                           and now - prev[1] <= timers.seconds(self._mdi_cs())):
+                out += self._log("warning", "owner-conflict", now,
+                                 f"more than one router advertises priority 255 ({adv.src})")
+            self._owner_src = (adv.src, now)
+        elif 0 < adv.priority == self.effective_priority:
+            out += self._log("warning", "equal-priority", now,
+                             f"{adv.src} advertises our priority {adv.priority}")
+        return out
+
+    def _would_preempt(self, priority: int, src: IPAddress | None, hold: bool) -> bool:
+        """Would this backup discard an advert of `priority` (§6.4.2-14) and take over?"""
+        p = self.params
+        preempt = (p.preempt or p.owner) and not hold and not self.maintenance
+        return preempt and priority < self.effective_priority
+
+    def _on_advert_backup(self, ev: AdvertReceived, now: float) -> list[Action]:
+        adv = ev.adv
+        dropped = self._screen(adv, now)
+        if dropped is not None:
+            return dropped
+        out = self._observe(adv, now)
+        if adv.priority == 0:                                              # §6.4.2-12
+            if self._down_at is not None:
+                self._arm_down(now, self._skew_cs())
+            return out
+        if self._would_preempt(adv.priority, adv.src, self.group_directive.hold):
+            if self._lower_since is None:
+                self._lower_since = now
+            if now < self._lower_since + self.params.preempt_delay:
+                return out + self._accept(adv, now)                       # preempt_delay
+            return out                                                     # §6.4.2-14 discard
+        self._lower_since = None
+        return out + self._accept(adv, now)                               # §6.4.2-13
+
+    def _accept(self, adv: Advertisement, now: float) -> list[Action]:
+        """§6.4.2-13: adopt the interval, recompute, restart Master_Down_Timer."""
+        self.master_adver_interval_cs = adv.interval_cs
+        self._arm_down(now, self._mdi_cs())
+        old, self.master_seen = self.master_seen, MasterInfo(adv.src, adv.priority,
+                                                             adv.interval_cs, now)
+        if old is None or (old.src, old.priority, old.interval_cs) != (adv.src, adv.priority,
+                                                                       adv.interval_cs):
+            return [MasterSeen(adv.src, adv.priority, adv.interval_cs)]
+        return []
+
+    def _on_advert_master(self, ev: AdvertReceived, now: float) -> list[Action]:
+        adv, p = ev.adv, self.params
+        dropped = self._screen(adv, now)
+        if dropped is not None:
+            return dropped
+        if p.owner and adv.priority == 255:                                # §7.1 erratum 8298
+            return self._log("warning", "owner-conflict", now,
+                             f"{adv.src} also advertises priority 255 for our VRID; ignored")
+        if self._leaving is not None:
+            return self._finish_leave(now, f"successor {adv.src} heard") if adv.priority else []
+        out = self._observe(adv, now)
+        if adv.priority == 0:                                              # §6.4.3-12
+            self._adver_at = now + self._interval_s()
+            return out + [self._advert(self.effective_priority)]
+        out.append(DualMaster(adv.src, adv.priority))
+        mine = self.effective_priority
+        if adv.priority > mine or (adv.priority == mine
+                                   and _addr_int(adv.src) > _addr_int(p.primary)):   # §6.4.3-13
+            why = "higher priority" if adv.priority > mine else "equal priority, higher address"
+            out += self._transition(State.BACKUP, f"{why} from {adv.src} ({adv.priority})", now)
+            self.master_adver_interval_cs = adv.interval_cs
+            self._arm_down(now, self._mdi_cs())
+            self.master_seen = MasterInfo(adv.src, adv.priority, adv.interval_cs, now)
+            return out + [MasterSeen(adv.src, adv.priority, adv.interval_cs)]
+        out.append(self._advert(mine))                                     # §6.4.3-14
+        if self._announced_at is None or now - self._announced_at >= self._interval_s():
+            self._announced_at = now
+            out.append(Announce(p.vrid, p.family, p.vips, 1))
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    # Conditions: link, tracking, maintenance, sync group
+    # ------------------------------------------------------------------------------------------
+
+    def _own_faults(self) -> tuple[str, ...]:
+        link = () if self.link_up else ("link down",)
+        return link + tuple(f"track {n} down" for n in self.tracking.faults)
+
+    def _all_faults(self) -> tuple[str, ...]:
+        g = self.group_directive
+        return self._own_faults() + ((g.reason or "sync group fault",) if g.fault else ())
+
+    def _on_condition(self, ev: object, now: float) -> list[Action]:
+        hold_began = False
+        if isinstance(ev, LinkChanged):
+            self.link_up = ev.up
+        elif isinstance(ev, TrackChanged):
+            self.tracking = self.tracking.update(ev.name, ev.up, ev.weight)
+        elif isinstance(ev, Maintenance):
+            return self._on_maintenance(ev.on, now)
+        elif isinstance(ev, SyncGroupChanged):
+            hold_began = ev.hold and not self.group_directive.hold
+            self.group_directive = Directive(ev.fault, ev.hold, ev.reason)
+        if self.state in (State.INIT, State.STOPPED):
+            return []                                      # recorded; Startup consults them
+        faults = self._all_faults()
+        if faults and self.state is not State.FAULT:
+            return self._enter_fault(", ".join(faults), now)
+        if not faults and self.state is State.FAULT:
+            if self.params.owner and not self.maintenance and self.params.startup_delay == 0:
+                return self._transition(State.MASTER, "recovered: address owner", now)
+            return self._transition(State.BACKUP, "recovered", now)
+        if hold_began and self.state is State.MASTER and not self.leaving:
+            return self._begin_leave(State.BACKUP, ev.reason or "sync group hold", now)
+        return []
+
+    def _enter_fault(self, reason: str, now: float) -> list[Action]:
+        """A master sends one priority-0 advert (if its link is up) and releases at once."""
+        if self.state is State.MASTER:
+            if self._leaving is not None and self._leaving[0] is State.STOPPED:
+                return self._finish_leave(now, f"fault: {reason}")
+            out: list[Action] = []
+            if self.link_up and self._leaving is None:
+                out.append(self._advert(0))
+            return out + self._transition(State.FAULT, reason, now)
+        return self._transition(State.FAULT, reason, now)
+
+    def _on_maintenance(self, on: bool, now: float) -> list[Action]:
+        was, self.maintenance = self.maintenance, on
+        if on == was:
+            return []
+        if self.state is State.MASTER:
+            if on and self._leaving is None:
+                return self._begin_leave(State.BACKUP, "maintenance on", now)
+            if not on and self._leaving == (State.BACKUP, "maintenance on"):
+                self._leaving = self._handover_at = None           # cancel: stay master
+                self._adver_at = now + self._interval_s()
+                return [self._advert(self.effective_priority)]
+            return []
+        if self.state is State.BACKUP:
+            if on:
+                self._down_at = None                               # never claims
+            else:
+                self._arm_down(now, self._mdi_cs())
+        return []
