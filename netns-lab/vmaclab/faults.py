@@ -46,6 +46,13 @@ def _signal(sig: int, which: str) -> Callable[["Lab", "Router", dict], dict]:
     return inject
 
 
+def _kill(lab: "Lab", r: "Router", args: dict) -> dict:
+    pids = r.pids()
+    t = time.monotonic()
+    r.kill_daemon()
+    return {"t": t, "pids": list(pids.values())}
+
+
 def _link(state: str) -> Callable[["Lab", "Router", dict], dict]:
     def inject(lab: "Lab", r: "Router", args: dict) -> dict:
         dev = lab.ifname(r.node, _lan(r, args))
@@ -145,7 +152,7 @@ def _attack(flood: bool) -> Callable[["Lab", "Router | None", dict], dict]:
 
 
 _TABLE: dict[str, Callable] = {
-    "crash": _crash, "kill": _signal(signal.SIGKILL, "vrrp"), "term": _signal(signal.SIGTERM, "term"),
+    "crash": _crash, "kill": _kill, "term": _signal(signal.SIGTERM, "term"),
     "freeze": _signal(signal.SIGSTOP, "vrrp"), "thaw": _signal(signal.SIGCONT, "vrrp"),
     "linkdown": _link("down"), "linkup": _link("up"), "service": _service(False),
     "service_up": _service(True), "loss": _loss, "partition": _partition, "heal": _heal,

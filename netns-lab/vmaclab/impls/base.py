@@ -100,6 +100,10 @@ class Router(abc.ABC):
         """The processes that speak VRRP (SIGKILLed by ``kill``, SIGSTOPped by ``freeze``)."""
         return list(self.pids().values())
 
+    def kill_daemon(self) -> None:
+        """SIGKILL the VRRP daemon only (``kill``); what it configured on the box stays."""
+        self.crash_kill()
+
     def term_pids(self) -> list[int]:
         """The process a graceful stop signals (``term``)."""
         return self.vrrp_pids()

@@ -139,6 +139,11 @@ class Frr(Router):
         """vrrpd only (``kill``/``freeze`` leave zebra alone)."""
         return [p for d, p in self.pids().items() if d == "vrrpd"]
 
+    def kill_daemon(self) -> None:
+        """SIGKILL vrrpd; zebra (part of "the box") keeps running."""
+        for pid in self.vrrp_pids():
+            kill(pid, signal.SIGKILL)
+
     def _show(self) -> list | None:
         assert self.lab is not None
         cp = self.lab.run(self.node, [VTYSH, "--vty_socket", str(self.dir), "-c", "show vrrp json"],

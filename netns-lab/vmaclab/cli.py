@@ -1,0 +1,144 @@
+"""``vmac-lab``: up, down, ls, run, bench, demo (see netns-lab/README.md)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from .lab import Lab, cleanup, cleanup_all_lab_prefixes, list_labs
+from .topology import resolve
+from .util import check_prefix
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Build a topology; leave it running (detached) or, with --wait, hold it until a signal."""
+    lab = Lab(resolve(args.topo), prefix=args.prefix)
+    lab.up()
+    for node in lab.topo.nodes:
+        print(f"{node:8} ns {lab.ns(node)}  " + "  ".join(
+            f"{lab.ifname(node, l)} {lab.addr(node, l)}" for l in lab.topo.nodes[node].lans))
+    print(f"prefix {lab.prefix}  (vmac-lab down --prefix {lab.prefix})", flush=True)
+    if not args.wait:
+        lab.detach()
+        return 0
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    try:
+        done.wait()
+    finally:
+        lab.down()
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Remove one lab by prefix, or every lab whose owner is gone (--all; --force: every lab)."""
+    if args.prefix:
+        removed = cleanup(check_prefix(args.prefix))
+        print(f"{args.prefix}: removed {len(removed)} namespaces")
+        return 0
+    if args.all:
+        for prefix in cleanup_all_lab_prefixes(force=args.force):
+            print(f"{prefix}: removed")
+        return 0
+    print("vmac-lab down: give --prefix P or --all", file=sys.stderr)
+    return 2
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """List labs found on this machine."""
+    labs = list_labs()
+    if args.json:
+        print(json.dumps(labs, indent=1))
+        return 0
+    for info in labs:
+        owner = info["owner_pid"] or "detached"
+        alive = "alive" if info["owner_alive"] else "orphan"
+        print(f"{info['prefix']}  {info['topology'] or '?':8} {info['status']:8} owner {owner} "
+              f"({alive})  {len(info['namespaces'])} namespaces")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run one scenario file (TOML) and print its record."""
+    from . import scenario
+    path = Path(args.scenario)
+    if not path.exists():
+        path = SCENARIO_DIR / f"{args.scenario}.toml"
+    overrides = {k: v for k, v in (("impl", args.impl), ("event", args.event),
+                                   ("advert_ms", args.advert)) if v is not None}
+    rec = scenario.run_file(path, out_dir=Path(args.out), **overrides)
+    print(scenario.summary_line(rec))
+    return 0 if rec.get("outage_ms") is not None else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo scenario (3 routers + client, crash of the master) with --impl (vmacd default)."""
+    args.scenario, args.event, args.advert = str(SCENARIO_DIR / "demo.toml"), None, None
+    return cmd_run(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``bench failover``: every impl x event x advert, interleaved by run."""
+    from . import bench
+    return bench.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of vmac-lab."""
+    ap = argparse.ArgumentParser(prog="vmac-lab", description="network-namespace VRRP lab")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("up", help="build a topology")
+    p.add_argument("topo", help="name under netns-lab/topologies or a path")
+    p.add_argument("--prefix", help="per-run prefix, vl + 5 hex + '-' (default: random)")
+    p.add_argument("--wait", action="store_true", help="stay in the foreground, tear down on signal")
+    p.set_defaults(func=cmd_up)
+    p = sub.add_parser("down", help="tear labs down")
+    p.add_argument("--prefix")
+    p.add_argument("--all", action="store_true", help="every lab whose owner process is gone")
+    p.add_argument("--force", action="store_true", help="with --all: also labs of live processes")
+    p.set_defaults(func=cmd_down)
+    p = sub.add_parser("ls", help="list labs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ls)
+    for name, func in (("run", cmd_run), ("demo", cmd_demo)):
+        p = sub.add_parser(name, help=f"{name} a failover scenario")
+        if name == "run":
+            p.add_argument("scenario", help="name under netns-lab/scenarios or a path")
+            p.add_argument("--event")
+            p.add_argument("--advert")
+        p.add_argument("--impl", default="vmacd" if name == "demo" else None)
+        p.add_argument("--out", default="lab-out", help="directory for records")
+        p.set_defaults(func=func)
+    p = sub.add_parser("bench", help="benchmarks")
+    bsub = p.add_subparsers(dest="bench", required=True)
+    f = bsub.add_parser("failover", help="client-observed failover outage")
+    f.add_argument("--impl", default="vmacd,keepalived,frr")
+    f.add_argument("--event", default="crash,term,linkdown")
+    f.add_argument("--advert", default="1s,100ms")
+    f.add_argument("--runs", type=int, default=5)
+    f.add_argument("--json", dest="json_out")
+    f.add_argument("--topo", default="pair")
+    f.add_argument("--out", default="lab-out")
+    f.set_defaults(func=cmd_bench)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``vmac-lab``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Fixtures of the lab tests: ``lab(topo)`` builds a Lab that is always torn down, ``routers``."""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import pytest
+
+from vmaclab import impls
+from vmaclab.impls.base import Router
+from vmaclab.lab import Lab, lab_namespaces
+from vmaclab.topology import Topology
+from vmaclab.util import wait_until
+
+
+@pytest.fixture
+def lab() -> Iterator[Callable[..., Lab]]:
+    """Factory: ``lab("pair")`` or ``lab(Topology)`` -> a Lab that is up; torn down after the test."""
+    made: list[Lab] = []
+
+    def make(topo: Topology | str, **kw: object) -> Lab:
+        obj = Lab(topo, **kw)
+        made.append(obj)
+        return obj.up()
+
+    yield make
+    for obj in made:
+        obj.down()
+        assert not lab_namespaces(obj.prefix), f"namespaces of {obj.prefix} left behind"
+
+
+@pytest.fixture
+def routers() -> Iterator[Callable[..., list[Router]]]:
+    """Factory: start *impl* on the lab's routers with descending priorities; stopped afterwards."""
+    started: list[Router] = []
+
+    def start(lab: Lab, impl: str, advert_ms: int = 100, vrid: int = 51, version: int = 3,
+              priorities: tuple[int, ...] = (200, 100), elect: bool = True,
+              **kw: object) -> list[Router]:
+        rs = []
+        for node, prio in zip(lab.topo.routers(), priorities):
+            r = impls.get(impl)().configure(lab, node, "lan", vrid, lab.vip("lan"), prio, advert_ms,
+                                            version=version, **kw)
+            r.start()
+            started.append(r)
+            rs.append(r)
+        if elect:
+            wait_until(lambda: [r.state() for r in rs] == ["master"] + ["backup"] * (len(rs) - 1),
+                       10.0, what=f"{impl} election")
+        return rs
+
+    yield start
+    for r in started:
+        try:
+            r.stop()
+        except Exception:  # the lab's down() kills whatever is left
+            pass
