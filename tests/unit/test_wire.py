@@ -1,0 +1,461 @@
+"""The VRRP codec: golden vectors, round trips, every drop reason, both IPv4 v3 checksum forms."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import pathlib
+import struct
+
+import pytest
+
+from vmacd.cli.decode import to_json
+from vmacd.core import wire
+from vmacd.core.auth import AuthSpec
+from vmacd.core.wire import (Advertisement, PacketError, UsageError, build_frame,
+                             build_ip_packet, decode, decode_ip_packet, encode, inet_checksum)
+
+ip = ipaddress.ip_address
+G4, G6 = ip("224.0.0.18"), ip("ff02::12")
+S4, S6 = ip("192.0.2.2"), ip("fe80::2")
+ADV4 = Advertisement(3, 51, 150, 100, (ip("192.0.2.254"), ip("192.0.2.253")))
+ADV6 = Advertisement(3, 5, 200, 50, (ip("fe80::1"), ip("2001:db8::1")))
+ADV2 = Advertisement(2, 7, 100, 300, (ip("192.0.2.1"),))
+VECTORS = json.loads((pathlib.Path(__file__).parent / "vectors" / "golden.json").read_text())
+
+
+def v4(adv=ADV4, **kw):
+    return encode(adv, src=S4, dst=G4, **kw)
+
+
+def dec4(payload, **kw):
+    kw.setdefault("ttl", 255)
+    return decode(payload, src=S4, dst=G4, **kw)
+
+
+def refix_v3_v4(payload: bytes, pseudo: bool = True) -> bytes:
+    """Recompute the checksum of a modified IPv4 v3 payload (so only the field under test is bad)."""
+    msg = bytearray(payload)
+    msg[6:8] = b"\0\0"
+    start = wire.inet_sum(wire.pseudo_header(S4, G4, len(msg))) if pseudo else 0
+    struct.pack_into("!H", msg, 6, inet_checksum(msg, start))
+    return bytes(msg)
+
+
+# --- golden vectors --------------------------------------------------------------------------
+
+@pytest.mark.rfc("9568-5.2.8-1", "holds")
+@pytest.mark.parametrize("vec", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_golden_vector(vec):
+    spec = AuthSpec(vec["auth"][0], vec["auth"][1].encode()) if "auth" in vec else None
+    packet = bytes.fromhex(vec["hex"])
+    if "error" in vec:
+        with pytest.raises(PacketError) as err:
+            decode_ip_packet(packet, spec)
+        assert err.value.reason == vec["error"]
+        return
+    assert to_json(decode_ip_packet(packet, spec)) == vec["expect"]
+
+
+@pytest.mark.rfc("9568-5.2.8-1", "refused")
+@pytest.mark.rfc("9568-7.1-6", "refused")
+@pytest.mark.parametrize("vec", [v for v in VECTORS if "error" not in v and "auth" not in v],
+                         ids=lambda v: v["name"])
+def test_every_single_bit_flip_in_a_golden_vrrp_message_is_refused(vec):
+    packet = bytes.fromhex(vec["hex"])
+    hlen = 40 if packet[0] >> 4 == 6 else 20
+    for i in range(hlen, len(packet)):
+        for bit in range(8):
+            bad = bytearray(packet)
+            bad[i] ^= 1 << bit
+            with pytest.raises(PacketError):
+                decode_ip_packet(bytes(bad))
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+@pytest.mark.rfc("9568-5.2.1-1", "holds")
+@pytest.mark.rfc("9568-5.2.2-1", "holds")
+@pytest.mark.rfc("9568-5.2.3-1", "holds")
+@pytest.mark.rfc("9568-5.2.5-1", "holds")
+@pytest.mark.rfc("9568-5.2.7-1", "holds")
+def test_v3_header_layout():
+    p = v4()
+    assert p[:6] == bytes([0x31, 51, 150, 2, 0x00, 0x64])
+    assert p[8:] == ip("192.0.2.254").packed + ip("192.0.2.253").packed
+    big = Advertisement(3, 1, 100, 4095, (ip("192.0.2.1"),))
+    assert v4(big)[4:6] == b"\x0f\xff"
+
+
+@pytest.mark.rfc("9568-5.2.1-1", "refused")
+@pytest.mark.rfc("9568-5.2.2-1", "refused")
+@pytest.mark.rfc("9568-5.2.7-1", "refused")
+@pytest.mark.rfc("9568-5.2.5-1", "refused")
+@pytest.mark.parametrize("bad", [
+    dict(version=4), dict(version=1), dict(type=2), dict(vrid=0), dict(vrid=256),
+    dict(priority=256), dict(interval_cs=0), dict(interval_cs=4096), dict(addresses=()),
+])
+def test_encoder_refuses_unsendable_fields(bad):
+    fields = dict(version=3, vrid=1, priority=100, interval_cs=100, addresses=(ip("192.0.2.1"),))
+    fields.update(bad)
+    with pytest.raises(UsageError):
+        encode(Advertisement(**fields), src=S4, dst=G4)
+
+
+@pytest.mark.rfc("9568-5.2.6-1", "holds")
+@pytest.mark.rfc("9568-5.2.6-1", "refused")
+def test_reserve_nibble_is_sent_as_zero():
+    assert v4()[4] >> 4 == 0
+    # a v2 message has no Reserve nibble; a v3 one never carries anything but 0 there
+    for cs in (1, 100, 2048, 4095):
+        assert v4(Advertisement(3, 1, 1, cs, (ip("192.0.2.1"),)))[4] >> 4 == 0
+
+
+@pytest.mark.rfc("9568-5.1.1.1-1", "holds")
+@pytest.mark.rfc("9568-5.1.1.1-1", "refused")
+def test_ipv4_source_is_never_a_virtual_address():
+    assert decode_ip_packet(build_ip_packet(ADV4, src=S4, dst=G4)).src == S4
+    with pytest.raises(UsageError, match="virtual address"):
+        encode(ADV4, src=ip("192.0.2.254"), dst=G4)
+
+
+@pytest.mark.rfc("9568-5.1.2.1-1", "holds")
+@pytest.mark.rfc("9568-5.1.2.1-1", "refused")
+@pytest.mark.rfc("9568-5.2.9-1", "refused")
+def test_ipv6_source_is_link_local_and_first_address_link_local():
+    assert decode_ip_packet(build_ip_packet(ADV6, src=S6, dst=G6)).src == S6
+    with pytest.raises(UsageError, match="link-local"):
+        encode(ADV6, src=ip("2001:db8::2"), dst=G6)
+    with pytest.raises(UsageError, match="virtual address"):
+        encode(ADV6, src=ip("fe80::1"), dst=G6)
+    with pytest.raises(UsageError, match="first IPv6 address"):
+        encode(Advertisement(3, 5, 200, 50, (ip("2001:db8::1"), ip("fe80::1"))), src=S6, dst=G6)
+
+
+@pytest.mark.rfc("9568-5.2.9-1", "holds")
+@pytest.mark.rfc("9568-5.2.9-2", "holds")
+@pytest.mark.rfc("9568-5.2.9-2", "refused")
+def test_addresses_keep_order_and_family():
+    assert decode(encode(ADV6, src=S6, dst=G6), src=S6, dst=G6, ttl=255).addresses == ADV6.addresses
+    with pytest.raises(UsageError, match="one family"):
+        encode(Advertisement(3, 5, 1, 1, (ip("192.0.2.1"),)), src=S6, dst=G6)
+    with pytest.raises(UsageError, match="one family"):
+        encode(ADV4, src=S4, dst=G6)
+
+
+@pytest.mark.rfc("9568-5.1.1.3-1", "holds")
+@pytest.mark.rfc("9568-5.1.1.4-1", "holds")
+@pytest.mark.rfc("9568-5.1.1.2-1", "holds")
+@pytest.mark.rfc("9568-7.2-6", "holds")
+def test_ipv4_packet_header():
+    pkt = build_ip_packet(ADV4, src=S4, dst=G4, ident=7)
+    assert pkt[0] == 0x45 and pkt[1] == 0xC0 and pkt[8] == 255 and pkt[9] == 112
+    assert struct.unpack_from("!H", pkt, 2)[0] == len(pkt) and struct.unpack_from("!H", pkt, 4)[0] == 7
+    assert pkt[16:20] == G4.packed and wire.inet_sum(pkt[:20]) == 0xFFFF
+
+
+@pytest.mark.rfc("9568-5.1.2.3-1", "holds")
+@pytest.mark.rfc("9568-5.1.2.4-1", "holds")
+@pytest.mark.rfc("9568-5.1.2.2-1", "holds")
+@pytest.mark.rfc("9568-7.2-6", "refused")
+def test_ipv6_packet_header():
+    pkt = build_ip_packet(ADV6, src=S6, dst=G6)
+    assert pkt[0] >> 4 == 6 and pkt[6] == 112 and pkt[7] == 255
+    assert struct.unpack_from("!H", pkt, 4)[0] == len(pkt) - 40 and pkt[24:40] == G6.packed
+    # no argument lets a caller pick another protocol or TTL: the builder has no such knob
+    for p in (build_ip_packet(ADV4, src=S4, dst=G4), build_ip_packet(ADV2, src=S4, dst=G4)):
+        assert (p[8], p[9]) == (255, 112)
+
+
+@pytest.mark.rfc("9568-7.2-2", "holds")
+@pytest.mark.rfc("9568-7.2-2", "refused")
+def test_every_encoded_advert_carries_a_fresh_checksum():
+    for prio in (0, 1, 100, 254, 255):
+        adv = Advertisement(3, 51, prio, 100, ADV4.addresses)
+        assert dec4(v4(adv)).priority == prio
+    # the same priority change without a new checksum would be refused
+    stale = bytearray(v4())
+    stale[2] = 151
+    with pytest.raises(PacketError, match="checksum"):
+        dec4(bytes(stale))
+
+
+def test_encode_is_cached_not_rebuilt():
+    adv = Advertisement(3, 77, 120, 100, (ip("192.0.2.77"),))
+    before = wire.encode_cache_info()
+    first = encode(adv, src=S4, dst=G4)
+    second = encode(adv, src=S4, dst=G4)
+    after = wire.encode_cache_info()
+    assert first is second
+    assert after.misses == before.misses + 1 and after.hits == before.hits + 1
+
+
+def test_v2_interval_is_whole_seconds():
+    p = encode(ADV2, src=S4, dst=G4)
+    assert p[5] == 3 and p[4] == 0 and len(p) == 8 + 4 + 8
+    assert decode(p, src=S4, dst=G4, ttl=255).interval_cs == 300
+    with pytest.raises(UsageError, match="whole seconds"):
+        encode(Advertisement(2, 7, 100, 150, (ip("192.0.2.1"),)), src=S4, dst=G4)
+    with pytest.raises(UsageError, match="IPv4 only"):
+        encode(Advertisement(2, 7, 100, 100, ADV6.addresses), src=S6, dst=G6)
+
+
+# --- round trips -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("adv,src,dst", [(ADV4, S4, G4), (ADV6, S6, G6), (ADV2, S4, G4),
+                                         (ADV4, S4, ip("192.0.2.9"))])
+@pytest.mark.parametrize("pseudo", [True, False])
+def test_round_trip_payload_and_ip_packet(adv, src, dst, pseudo):
+    back = decode(encode(adv, src=src, dst=dst, pseudo_header=pseudo), src=src, dst=dst, ttl=255,
+                  pseudo_header=pseudo)
+    assert (back.version, back.vrid, back.priority, back.interval_cs, back.addresses) == \
+        (adv.version, adv.vrid, adv.priority, adv.interval_cs, adv.addresses)
+    assert (back.src, back.dst, back.ttl) == (src, dst, 255)
+    whole = decode_ip_packet(build_ip_packet(adv, src=src, dst=dst, pseudo_header=pseudo),
+                             pseudo_header=pseudo)
+    assert whole == back
+
+
+# --- drop reasons --------------------------------------------------------------------------------
+
+@pytest.mark.rfc("9568-5.1.1.3-2", "holds")
+@pytest.mark.rfc("9568-7.1-1", "holds")
+@pytest.mark.rfc("9568-5.1.1.3-2", "refused")
+@pytest.mark.rfc("9568-7.1-1", "refused")
+@pytest.mark.parametrize("ttl", [254, 64, 1, 0])
+def test_ipv4_ttl_must_be_255(ttl):
+    assert dec4(v4(), ttl=255).ttl == 255
+    with pytest.raises(PacketError) as err:
+        dec4(v4(), ttl=ttl)
+    assert err.value.reason == "ttl"
+    pkt = bytearray(build_ip_packet(ADV4, src=S4, dst=G4))
+    pkt[8], pkt[10:12] = ttl, b"\0\0"
+    struct.pack_into("!H", pkt, 10, inet_checksum(pkt[:20]))
+    with pytest.raises(PacketError, match="ttl"):
+        decode_ip_packet(bytes(pkt))
+
+
+@pytest.mark.rfc("9568-5.1.2.3-2", "holds")
+@pytest.mark.rfc("9568-7.1-2", "holds")
+@pytest.mark.rfc("9568-5.1.2.3-2", "refused")
+@pytest.mark.rfc("9568-7.1-2", "refused")
+@pytest.mark.parametrize("hlim", [254, 1, None])
+def test_ipv6_hop_limit_must_be_255_and_known(hlim):
+    payload = encode(ADV6, src=S6, dst=G6)
+    assert decode(payload, src=S6, dst=G6, ttl=255).ttl == 255
+    with pytest.raises(PacketError) as err:
+        decode(payload, src=S6, dst=G6, ttl=hlim)
+    assert err.value.reason == "ttl"
+
+
+@pytest.mark.rfc("9568-7.1-3", "holds")
+@pytest.mark.rfc("9568-7.1-3", "refused")
+@pytest.mark.parametrize("version", [0, 1, 4, 15])
+def test_unknown_version_is_refused(version):
+    assert dec4(v4()).version == 3
+    bad = bytearray(v4())
+    bad[0] = (version << 4) | 1
+    with pytest.raises(PacketError) as err:
+        dec4(refix_v3_v4(bytes(bad)))
+    assert err.value.reason == "version"
+
+
+def test_v2_over_ipv6_is_refused():
+    bad = bytearray(encode(ADV6, src=S6, dst=G6))
+    bad[0] = 0x21
+    with pytest.raises(PacketError, match="version"):
+        decode(bytes(bad), src=S6, dst=G6, ttl=255)
+
+
+@pytest.mark.rfc("9568-5.2.2-2", "holds")
+@pytest.mark.rfc("9568-7.1-4", "holds")
+@pytest.mark.rfc("9568-5.2.2-2", "refused")
+@pytest.mark.rfc("9568-7.1-4", "refused")
+@pytest.mark.parametrize("vtype", [0, 2, 15])
+def test_type_other_than_1_is_refused(vtype):
+    assert dec4(v4()).type == 1
+    bad = bytearray(v4())
+    bad[0] = 0x30 | vtype
+    with pytest.raises(PacketError) as err:
+        dec4(refix_v3_v4(bytes(bad)))
+    assert err.value.reason == "type"
+
+
+@pytest.mark.rfc("9568-7.1-5", "holds")
+@pytest.mark.rfc("9568-7.1-5", "refused")
+def test_length_must_be_exact():
+    assert len(dec4(v4()).addresses) == 2
+    for cut in (1, 4, len(v4()) - 7):
+        with pytest.raises(PacketError) as err:
+            dec4(v4()[:-cut])
+        assert err.value.reason == "length"
+    for short in (b"", b"\x31", v4()[:7]):
+        with pytest.raises(PacketError, match="length"):
+            dec4(short)
+
+
+@pytest.mark.rfc("9568-5.2.9-2", "refused")
+def test_v6_advert_sized_for_ipv4_entries_fails_length():
+    payload = encode(ADV6, src=S6, dst=G6)
+    bad = payload[:8] + payload[8:16]          # count 2, but only 8 bytes of addresses
+    with pytest.raises(PacketError, match="length"):
+        decode(bad, src=S6, dst=G6, ttl=255)
+
+
+def test_trailing_bytes_are_refused():
+    """docs/wire.md: bytes after the last address (v3) or the auth data (v2) are refused."""
+    for extra in (b"\0", b"\0" * 4, b"\xff" * 28):
+        with pytest.raises(PacketError, match="too long"):
+            dec4(v4() + extra)
+        with pytest.raises(PacketError, match="too long"):
+            dec4(encode(ADV2, src=S4, dst=G4) + extra)
+
+
+def test_ethernet_padding_after_ip_total_length_is_ignored():
+    adv = Advertisement(3, 1, 100, 100, (ip("192.0.2.1"),))
+    pkt = build_ip_packet(adv, src=S4, dst=G4)
+    assert decode_ip_packet(pkt + b"\0" * 14).vrid == 1
+
+
+@pytest.mark.rfc("9568-5.2.5-2", "holds")
+@pytest.mark.rfc("9568-7.1-18", "holds")
+@pytest.mark.rfc("9568-5.2.5-2", "refused")
+@pytest.mark.rfc("9568-7.1-18", "refused")
+def test_address_count_zero_is_refused():
+    one = Advertisement(3, 1, 100, 100, (ip("192.0.2.1"),))
+    assert len(dec4(v4(one)).addresses) == 1
+    bad = bytearray(v4(one)[:8])
+    bad[3] = 0
+    with pytest.raises(PacketError) as err:
+        dec4(refix_v3_v4(bytes(bad)))
+    assert err.value.reason == "addresses"
+
+
+@pytest.mark.rfc("9568-7.1-20", "holds")
+@pytest.mark.rfc("9568-7.1-20", "refused")
+def test_interval_zero_is_refused():
+    one = Advertisement(3, 1, 100, 1, (ip("192.0.2.1"),))
+    assert dec4(v4(one)).interval_cs == 1
+    bad = bytearray(v4(one))
+    bad[4:6] = b"\xf0\x00"                       # reserve bits set, interval 0
+    with pytest.raises(PacketError) as err:
+        dec4(refix_v3_v4(bytes(bad)))
+    assert err.value.reason == "interval"
+    v2 = bytearray(encode(ADV2, src=S4, dst=G4))
+    v2[5], v2[6:8] = 0, b"\0\0"
+    struct.pack_into("!H", v2, 6, inet_checksum(v2))
+    with pytest.raises(PacketError, match="interval"):
+        dec4(bytes(v2))
+
+
+@pytest.mark.rfc("9568-5.2.6-2", "holds")
+@pytest.mark.rfc("9568-5.2.6-2", "refused")
+def test_reserve_nibble_is_ignored_on_receipt():
+    bad = bytearray(v4())
+    bad[4] |= 0xF0                                 # Reserve = 0xF, interval still 100
+    adv = dec4(refix_v3_v4(bytes(bad)))
+    assert adv.interval_cs == 100                  # not 0xF064, and not dropped
+
+
+@pytest.mark.rfc("9568-7.1-19", "holds")
+@pytest.mark.rfc("9568-7.1-19", "refused")
+def test_ipv6_first_address_must_be_link_local():
+    assert decode(encode(ADV6, src=S6, dst=G6), src=S6, dst=G6, ttl=255).addresses[0] == ip("fe80::1")
+    msg = bytearray(encode(ADV6, src=S6, dst=G6))
+    msg[8:24], msg[24:40] = msg[24:40], msg[8:24]      # global first, same checksum (same words)
+    with pytest.raises(PacketError) as err:
+        decode(bytes(msg), src=S6, dst=G6, ttl=255)
+    assert err.value.reason == "addresses"
+
+
+# --- checksum forms ----------------------------------------------------------------------------
+
+@pytest.mark.rfc("9568-5.2.8-2", "holds")
+@pytest.mark.rfc("9568-5.2.8-2", "refused")
+def test_ipv4_v3_both_checksum_forms_and_strict_mode():
+    with_ph, without = v4(pseudo_header=True), v4(pseudo_header=False)
+    assert with_ph[6:8] != without[6:8]
+    assert inet_checksum(without) == 0                      # RFC 9568: message only
+    assert dec4(with_ph).checksum == "pseudo-header"
+    assert dec4(without).checksum == "no-pseudo-header"
+    assert dec4(without, pseudo_header=False).checksum == "no-pseudo-header"
+    assert dec4(with_ph, pseudo_header=False).checksum == "pseudo-header"
+    # strict: only the configured form
+    assert dec4(without, pseudo_header=False, strict_checksum=True).checksum == "no-pseudo-header"
+    assert dec4(with_ph, strict_checksum=True).checksum == "pseudo-header"
+    with pytest.raises(PacketError, match="checksum"):
+        dec4(with_ph, pseudo_header=False, strict_checksum=True)
+    with pytest.raises(PacketError, match="checksum"):
+        dec4(without, pseudo_header=True, strict_checksum=True)
+
+
+@pytest.mark.rfc("9568-5.2.8-3", "holds")
+@pytest.mark.rfc("9568-5.2.8-3", "refused")
+def test_ipv6_checksum_includes_pseudo_header():
+    payload = encode(ADV6, src=S6, dst=G6, pseudo_header=False)   # ignored for IPv6
+    assert decode(payload, src=S6, dst=G6, ttl=255).checksum == "pseudo-header"
+    assert inet_checksum(payload) != 0                            # not the message alone
+    with pytest.raises(PacketError, match="checksum"):
+        decode(payload, src=S6, dst=ip("ff02::1"), ttl=255)       # wrong destination
+    with pytest.raises(PacketError, match="checksum"):
+        decode(payload, src=ip("fe80::3"), dst=G6, ttl=255)
+
+
+def test_checksum_is_rfc1071():
+    # RFC 1071 §3 example words: 0001 f203 f4f5 f6f7 -> sum ddf2, checksum 220d
+    data = bytes.fromhex("0001f203f4f5f6f7")
+    assert wire.inet_sum(data) == 0xDDF2 and inet_checksum(data) == 0x220D
+    assert inet_checksum(b"\x01") == (~0x0100 & 0xFFFF)
+
+
+# --- malformed IP layer -------------------------------------------------------------------------
+
+@pytest.mark.rfc("9568-5.1.1.4-1", "refused")
+@pytest.mark.rfc("9568-5.1.2.4-1", "refused")
+def test_other_ip_protocols_never_decode():
+    pkt = bytearray(build_ip_packet(ADV4, src=S4, dst=G4))
+    pkt[9], pkt[10:12] = 17, b"\0\0"
+    struct.pack_into("!H", pkt, 10, inet_checksum(pkt[:20]))
+    with pytest.raises(PacketError, match="malformed"):
+        decode_ip_packet(bytes(pkt))
+    pkt6 = bytearray(build_ip_packet(ADV6, src=S6, dst=G6))
+    pkt6[6] = 58
+    with pytest.raises(PacketError, match="malformed"):
+        decode_ip_packet(bytes(pkt6))
+
+
+@pytest.mark.parametrize("mutate,reason", [
+    (lambda p: p.__setitem__(0, 0x55), "malformed"),        # version 5
+    (lambda p: p.__setitem__(0, 0x44), "malformed"),        # IHL 4
+    (lambda p: p.__setitem__(11, p[11] ^ 1), "checksum"),   # header checksum
+    (lambda p: p.__setitem__(3, 0xFF), "length"),           # total length beyond data
+])
+def test_ipv4_header_checks(mutate, reason):
+    pkt = bytearray(build_ip_packet(ADV4, src=S4, dst=G4))
+    mutate(pkt)
+    with pytest.raises(PacketError) as err:
+        decode_ip_packet(bytes(pkt))
+    assert err.value.reason == reason
+
+
+def test_fragments_are_refused():
+    pkt = bytearray(build_ip_packet(ADV4, src=S4, dst=G4))
+    pkt[6], pkt[10:12] = 0x20, b"\0\0"                        # MF
+    struct.pack_into("!H", pkt, 10, inet_checksum(pkt[:20]))
+    with pytest.raises(PacketError, match="malformed"):
+        decode_ip_packet(bytes(pkt))
+
+
+# --- frames ------------------------------------------------------------------------------------
+
+def test_build_frame_multicast_and_unicast():
+    f4 = build_frame("00:00:5e:00:01:33", build_ip_packet(ADV4, src=S4, dst=G4))
+    assert f4[:6] == bytes.fromhex("01005e000012") and f4[6:12] == bytes.fromhex("00005e000133")
+    assert f4[12:14] == b"\x08\x00"
+    f6 = build_frame("00:00:5e:00:02:05", build_ip_packet(ADV6, src=S6, dst=G6))
+    assert f6[:6] == bytes.fromhex("333300000012") and f6[12:14] == b"\x86\xdd"
+    uni = build_ip_packet(ADV4, src=S4, dst=ip("192.0.2.9"))
+    with pytest.raises(UsageError, match="dst_mac"):
+        build_frame("00:00:5e:00:01:33", uni)
+    assert build_frame("00:00:5e:00:01:33", uni, "02:00:00:00:00:09")[:6] == bytes.fromhex("020000000009")
+    with pytest.raises(UsageError, match="MAC"):
+        build_frame("00:00:5e:00:01", uni, "02:00:00:00:00:09")
