@@ -49,6 +49,9 @@ class MiniLan:
         try:
             self._add_ns("br")
             br = self.ns("br")
+            # br_netfilter (loaded on this host) would validate/drop frames at the bridge: plain L2 here
+            sh("ip", "netns", "exec", br, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0",
+               "net.bridge.bridge-nf-call-ip6tables=0", "net.bridge.bridge-nf-call-arptables=0", check=False)
             sh("ip", "-n", br, "link", "add", "br0", "type", "bridge")
             sh("ip", "-n", br, "link", "set", "br0", "up")
             for node in ("r1", "r2", "c"):
@@ -126,8 +129,12 @@ def vrrp_frame(mac: str, src_ip: str, vrid: int, prio: int, ttl: int = 255) -> b
     """Minimal VRRPv3 advertisement (checksums zero: the observer does not verify them)."""
     sip = bytes(int(x) for x in src_ip.split("."))
     vrrp = bytes([0x31, vrid, prio, 1, 0x00, 10, 0, 0]) + bytes(int(x) for x in VIP.split("."))
-    ip = bytes([0x45, 0, 0, 20 + len(vrrp), 0, 0, 0, 0, ttl, 112, 0, 0]) + sip + bytes([224, 0, 0, 18])
-    return b"\x01\x00\x5e\x00\x00\x12" + mac_bytes(mac) + b"\x08\x00" + ip + vrrp
+    ip = bytearray([0x45, 0, 0, 20 + len(vrrp), 0, 0, 0, 0, ttl, 112, 0, 0]) + sip + bytes([224, 0, 0, 18])
+    words = sum(int.from_bytes(ip[i:i + 2], "big") for i in range(0, 20, 2))
+    while words >> 16:
+        words = (words & 0xFFFF) + (words >> 16)
+    ip[10:12] = (~words & 0xFFFF).to_bytes(2, "big")
+    return b"\x01\x00\x5e\x00\x00\x12" + mac_bytes(mac) + b"\x08\x00" + bytes(ip) + vrrp
 
 
 def wait_for(pred, timeout_s: float, what: str, step_s: float = 0.01):
