@@ -421,10 +421,11 @@ class VirtualRouter:
                 self._arm_down(now, self._skew_cs())
             return out
         if self._would_preempt(adv.priority, adv.src, self.group_directive.hold):
-            if self._lower_since is None:
-                self._lower_since = now
-            if now < self._lower_since + self.params.preempt_delay:
-                return out + self._accept(adv, now)                       # preempt_delay
+            if self.params.preempt_delay > 0:
+                if self._lower_since is None:
+                    self._lower_since = now
+                if now < self._lower_since + self.params.preempt_delay:
+                    return out + self._accept(adv, now)                   # preempt_delay
             return out                                                     # §6.4.2-14 discard
         self._lower_since = None
         return out + self._accept(adv, now)                               # §6.4.2-13
