@@ -94,7 +94,8 @@ def _loss(lab: "Lab", r: "Router | None", args: dict) -> dict:
     pct = int(args.pop("percent"))
     if not 0 <= pct <= 100:
         raise ValueError(f"loss percent must be 0..100, got {pct}")
-    _nft(lab, lan, [f'numgen random mod 100 < {pct} counter drop comment "loss {pct}%"'])
+    match = f"numgen random mod 100 < {pct} " if pct < 100 else ""   # nft: 100 is out of range
+    _nft(lab, lan, [f'{match}counter drop comment "loss {pct}%"'])
     return {"t": time.monotonic(), "lan": lan, "percent": pct}
 
 

@@ -1,6 +1,7 @@
 """Fixtures of the lab tests: ``lab(topo)`` builds a Lab that is always torn down, ``routers``."""
 from __future__ import annotations
 
+import signal
 from typing import Callable, Iterator
 
 import pytest
@@ -9,7 +10,7 @@ from vmaclab import impls
 from vmaclab.impls.base import Router
 from vmaclab.lab import Lab, lab_namespaces
 from vmaclab.topology import Topology
-from vmaclab.util import wait_until
+from vmaclab.util import kill, wait_until
 
 
 @pytest.fixture
@@ -44,11 +45,15 @@ def routers() -> Iterator[Callable[..., list[Router]]]:
             started.append(r)
             rs.append(r)
         if elect:
-            wait_until(lambda: [r.state() for r in rs] == ["master"] + ["backup"] * (len(rs) - 1),
-                       10.0, what=f"{impl} election")
+            top = max(priorities[:len(rs)])
+            want = ["master" if p == top else "backup" for p in priorities[:len(rs)]]
+            wait_until(lambda: [r.state() for r in rs] == want, 10.0, what=f"{impl} election")
         return rs
 
     yield start
+    for r in started:   # signal all first: graceful stops then overlap
+        for pid in r.term_pids():
+            kill(pid, signal.SIGTERM)
     for r in started:
         try:
             r.stop()

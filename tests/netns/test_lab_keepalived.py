@@ -1,0 +1,92 @@
+"""A keepalived pair (VRRPv3, 100 ms) elects the higher priority and fails over on each fault."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from vmaclab.faults import fault
+from vmaclab.util import run, wait_until
+
+# RFC 9568: Master_Down_Interval = 3 * 100 ms + skew (<= 100 ms) -> <= 400 ms; the bound below
+# leaves room for a loaded CI box but still fails when no failover happens at all.
+FAILOVER_BOUND_S = 2.0
+
+
+def _vip_holder(lab) -> list[str]:
+    return [n for n in lab.topo.routers() if lab.vip("lan") in lab.run(n, ["ip", "-4", "-br", "addr"]).stdout]
+
+
+def test_elects_higher_priority_with_vmac(lab, routers) -> None:
+    lb = lab("pair")
+    r1, r2 = routers(lb, "keepalived", priorities=(100, 200))
+    assert (r1.state(), r2.state()) == ("backup", "master")
+    assert _vip_holder(lb) == ["r2"]
+    cp = lb.run("c1", ["arping", "-c1", "-w2", "-I", "eth0", lb.vip("lan")])
+    assert "00:00:5E:00:01:33" in cp.stdout.upper()   # the VIP answers from the vMAC of VRID 51
+
+
+@pytest.mark.parametrize("event", ["crash", "kill", "term", "linkdown"])
+def test_fails_over(lab, routers, event: str) -> None:
+    lb = lab("pair")
+    r1, r2 = routers(lb, "keepalived")
+    done = fault(lb, r1, event)
+    wait_until(lambda: r2.state() == "master", FAILOVER_BOUND_S, what=f"r2 master after {event}")
+    took = time.monotonic() - done["t"]
+    assert took < FAILOVER_BOUND_S
+    if event == "term":
+        # priority 0: the backup takes over after Skew_Time, well before Master_Down_Interval
+        assert took < 0.3, took
+        wait_until(lambda: not r1.pids(), 5.0, what="keepalived to exit")
+    if event in ("crash", "kill"):
+        assert not r1.pids()
+    if event == "kill":
+        # the daemon-less old master keeps the vMAC interface and the VIP it configured
+        assert "r1" in _vip_holder(lb)
+    if event == "crash":
+        port = run(["ip", "-n", lb.bridge_ns("lan"), "-br", "link", "show", lb.bridge_port("r1", "lan")])
+        assert "DOWN" in port.stdout
+
+
+def test_linkup_preempts_back(lab, routers) -> None:
+    lb = lab("pair")
+    r1, r2 = routers(lb, "keepalived")
+    fault(lb, r1, "linkdown")
+    wait_until(lambda: r2.state() == "master" and r1.state() == "fault", 3.0, what="failover")
+    fault(lb, r1, "linkup")
+    wait_until(lambda: (r1.state(), r2.state()) == ("master", "backup"), 5.0, what="preempt back")
+
+
+def test_nopreempt_and_vrrpv2_without_vmac(lab, routers) -> None:
+    lb = lab("pair")
+    r1, r2 = routers(lb, "keepalived", advert_ms=1000, version=2, vmac=False, preempt=False,
+                     elect=False)
+    wait_until(lambda: "master" in (r1.state(), r2.state()), 6.0, what="a v2 master")
+    holder = _vip_holder(lb)
+    assert len(holder) == 1
+    cp = lb.run("c1", ["arping", "-c1", "-w2", "-I", "eth0", lb.vip("lan")])
+    assert "00:00:5E:00:01" not in cp.stdout.upper()   # parent MAC, no vMAC
+
+
+def test_service_fault_tracks_marker_file(lab, routers) -> None:
+    lb = lab("pair")
+    markers = {n: lb.workdir(n) / "service-ok" for n in lb.topo.routers()}
+    for m in markers.values():
+        m.touch()
+    from vmaclab import impls
+    rs = []
+    for node, prio in (("r1", 200), ("r2", 100)):
+        r = impls.get("keepalived")().configure(lb, node, "lan", 51, lb.vip("lan"), prio, 100,
+                                                track={"file": str(markers[node]), "weight": 0})
+        r.start()
+        rs.append(r)
+    try:
+        wait_until(lambda: [r.state() for r in rs] == ["master", "backup"], 10.0, what="election")
+        fault(lb, rs[0], "service")
+        wait_until(lambda: rs[0].state() == "fault" and rs[1].state() == "master", 5.0,
+                   what="failover on service")
+        fault(lb, rs[0], "service_up")
+        wait_until(lambda: rs[0].state() == "master", 5.0, what="back after service returns")
+    finally:
+        for r in rs:
+            r.stop()
