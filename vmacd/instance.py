@@ -1,0 +1,388 @@
+"""One configured VRRP instance at run time: the pure VirtualRouter wired to the kernel.
+
+`InstanceRunner` owns the instance's vMAC macvlan, its AF_PACKET sender and its timer handle. It
+feeds the router inputs (`handle`) and executes the actions it returns, in order (STYLE §7):
+SendAdvert -> frame from the vMAC, ClaimVips/ReleaseVips -> netlink, Announce -> GARP/NA frames,
+RunResources/Notify -> the serial process runner, the rest -> metrics, logs, history.
+The daemon (vmacd/daemon.py) routes packets and link/track events here and re-arms nothing
+itself: every entry point ends in `_arm()`.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from vmacd.config import model
+from vmacd.core import auth as core_auth
+from vmacd.core import l2, wire
+from vmacd.core.events import (Action, AdvertReceived, Announce, ClaimVips, Drop, DualMaster, Log,
+                               MasterSeen, Notify, ReleaseVips, RunResources, SendAdvert,
+                               StateChanged, Stopped)
+from vmacd.core.fsm import State, VirtualRouter
+from vmacd.core.params import RouterParams
+
+log = logging.getLogger("vmacd.instance")
+
+ANNOUNCE_SPACING = 0.05          # seconds between repeated GARP/NA rounds
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+               "error": logging.ERROR}
+
+
+@dataclass
+class Wiring:
+    """What the daemon lends every instance: kernel handles, metrics, the process runner."""
+
+    loop: asyncio.AbstractEventLoop
+    vmacs: object                 # linux.netlink.VmacManager
+    metrics: object               # control.metrics.Metrics
+    procs: object                 # linux.procs.SerialRunner-like: submit(key, argv, timeout, cb)
+    unicast_send: Callable[[int, bytes, str, int], bool]   # (family, payload, peer, ifindex)
+    on_change: Callable[["InstanceRunner"], None]          # state changed (sync groups, sd status)
+    notify_script: str | None = None
+    guardian: object | None = None
+
+
+def auth_spec(auth: model.Auth | None) -> core_auth.AuthSpec:
+    """The codec's view of an [auth.NAME] table."""
+    if auth is None or auth.type == "none":
+        return core_auth.NO_AUTH
+    return core_auth.AuthSpec(type=auth.type, key=auth.key or b"")
+
+
+class InstanceRunner:
+    """Run one [[instance]]: create its vMAC, drive its VirtualRouter, execute the actions."""
+
+    def __init__(self, cfg: model.Instance, wiring: Wiring) -> None:
+        self.cfg = cfg
+        self.w = wiring
+        self.parent_index = wiring.vmacs.ifindex(cfg.interface)
+        self.metrics = wiring.metrics.instance(cfg.name, cfg.vrid, cfg.interface)
+        self.auth = auth_spec(cfg.auth)
+        self.replay = core_auth.ReplayGuard()
+        self.vmac = None              # linux.netlink.Vmac when cfg.vmac
+        self.send_index = self.parent_index
+        self.src_mac = ""
+        self.primary: wire.IPAddress | None = None
+        self.router: VirtualRouter | None = None
+        self.sender = None            # linux.link.PacketSender
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._refresh: asyncio.TimerHandle | None = None
+        self._counter = time.time_ns() // 1000          # hmac-sha256: monotonic across restarts
+        self._ah_seq = 0
+        self._frames: dict[int, bytes] = {}             # priority -> advert frame (no counter)
+        self._last_advert: float | None = None
+        self.stopped = asyncio.Event()
+        self.trackers: dict[str, bool] = {}
+
+    # ------------------------------------------------------------------ setup / teardown
+    def setup(self) -> None:
+        """Resolve addresses, create the (down) vMAC, open the sender, build the router."""
+        from vmacd.linux.link import PacketSender
+
+        cfg = self.cfg
+        fam = cfg.family
+        primary = self.w.vmacs.primary_address(self.parent_index, fam)
+        if primary is None:
+            what = "an IPv4 address" if fam == 4 else "an IPv6 link-local address"
+            raise RuntimeError(f"instance {cfg.name}: interface {cfg.interface} has no {what} "
+                               "to send advertisements from")
+        self.primary = ipaddress.ip_address(primary)
+        if cfg.vmac:
+            self.vmac = self.w.vmacs.create(cfg.name, cfg.interface, cfg.vrid, fam,
+                                            mode=cfg.vmac_mode, ifname=self.vmac_name())
+            self.send_index = self.vmac.ifindex
+            self.src_mac = self.vmac.mac
+            if self.w.guardian is not None:
+                self.w.guardian.watch(self.vmac.ifindex, self.vmac.ifname)
+        else:
+            self.src_mac = self.w.vmacs.mac_of(self.parent_index)
+        self.sender = PacketSender(self.send_index)
+        self.router = VirtualRouter(self.params())
+
+    def vmac_name(self) -> str:
+        """Device name: vmacd-<vrid hex><4|6> plus the parent's index so two LANs never clash."""
+        return f"vm{self.parent_index}.{self.cfg.vrid}.{self.cfg.family}"[:15]
+
+    def params(self) -> RouterParams:
+        c = self.cfg
+        return RouterParams(
+            vrid=c.vrid, primary=self.primary, vips=tuple(v.ip for v in c.virtual_ips),
+            version=c.version, priority=c.priority, interval_cs=c.advert_interval_cs,
+            preempt=c.preempt, preempt_delay=c.preempt_delay, accept=c.accept,
+            startup_delay=c.startup_delay, garp_repeat=c.garp_repeat,
+            graceful_handover=c.graceful_handover, name=c.name)
+
+    def close(self) -> None:
+        """Forget timers and delete what this instance created (macvlan, VIPs, nft rules)."""
+        self._cancel()
+        if self._refresh:
+            self._refresh.cancel()
+        if self.vmac is not None:
+            self.w.vmacs.delete(self.vmac)
+            if self.w.guardian is not None:
+                self.w.guardian.unwatch(self.vmac.ifindex)
+        elif self.router is not None and self.router.holds_vips:
+            self.w.vmacs.release(self.parent_index)
+        if self.sender is not None:
+            self.sender.close()
+        self.w.metrics.remove_instance(self.cfg.name)
+
+    # ------------------------------------------------------------------ inputs
+    def handle(self, event: object) -> None:
+        now = self.w.loop.time()
+        self.execute(self.router.handle(event, now))
+
+    def on_advert(self, adv: wire.Advertisement) -> None:
+        now = self.w.loop.time()
+        self.metrics.advert_received()
+        if adv.version == 3 and adv.family == 4:
+            self.metrics.checksum_variant(adv.checksum)
+        self._late_check(adv, now)
+        self.execute(self.router.handle(AdvertReceived(adv), now))
+
+    def _late_check(self, adv: wire.Advertisement, now: float) -> None:
+        """Heartbeat warntime: the master's adverts came further apart than warn_after."""
+        if self.router.state is not State.BACKUP or adv.priority == 0:
+            self._last_advert = None
+            return
+        last, self._last_advert = self._last_advert, now
+        if last is None:
+            return
+        gap = now - last
+        self.metrics.interval(gap)
+        if self.cfg.warn_after and gap > self.cfg.warn_after:
+            self.metrics.late()
+            log.warning("%s: advertisement late: %.0f ms since the previous one (warn_after %.0f ms)",
+                        self.cfg.name, gap * 1000, self.cfg.warn_after * 1000,
+                        extra={"instance": self.cfg.name, "gap_ms": round(gap * 1000, 1)})
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._deadline = None
+        self.execute(self.router.handle_timer(self.w.loop.time()))
+
+    # ------------------------------------------------------------------ actions
+    def execute(self, actions: list[Action]) -> None:
+        changed = False
+        for action in actions:
+            try:
+                changed |= self._do(action)
+            except Exception as exc:          # one failing action must not stop the others
+                log.error("%s: %s failed: %s", self.cfg.name, type(action).__name__, exc,
+                          extra={"instance": self.cfg.name})
+        self._arm()
+        if changed:
+            self.w.on_change(self)
+
+    def _do(self, a: Action) -> bool:
+        kind = type(a)
+        if kind is SendAdvert:
+            self.send_advert(a.priority)
+        elif kind is ClaimVips:
+            self._claim()
+        elif kind is ReleaseVips:
+            self._release()
+        elif kind is Announce:
+            self._announce(a.repeat)
+        elif kind is StateChanged:
+            self._state_changed(a)
+            return True
+        elif kind is RunResources:
+            self._resources(a.what)
+        elif kind is Notify:
+            self._notify(a.state, a.priority)
+        elif kind is Drop:
+            self.metrics.dropped(a.reason)
+        elif kind is Log:
+            extra = {"instance": self.cfg.name, "kind": a.kind, "suppressed": a.suppressed}
+            log.log(_LOG_LEVELS.get(a.level, logging.INFO), "%s: %s", self.cfg.name, a.message,
+                    extra=extra)
+        elif kind is MasterSeen:
+            self.metrics.master_seen(None if a.src is None else str(a.src))
+        elif kind is DualMaster:
+            self.metrics.dual_master()
+        elif kind is Stopped:
+            self.stopped.set()
+        return False
+
+    def send_advert(self, priority: int) -> None:
+        if self.cfg.unicast_peers:
+            self._send_unicast(priority)
+            return
+        frame = self._frames.get(priority) or self._build_frame(priority)
+        err = self.sender.send(frame)
+        if err:
+            log.warning("%s: advertisement not sent: %s", self.cfg.name, err,
+                        extra={"instance": self.cfg.name})
+            return
+        self.metrics.advert_sent()
+
+    def _advert(self, priority: int) -> tuple[wire.Advertisement, dict]:
+        """The advertisement to send and the codec options (a fresh counter for hmac/AH)."""
+        c = self.cfg
+        adv = wire.Advertisement(version=c.version, vrid=c.vrid, priority=priority,
+                                 interval_cs=c.advert_interval_cs,
+                                 addresses=tuple(v.ip for v in c.virtual_ips))
+        kw: dict = {"pseudo_header": c.v3_checksum_pseudoheader, "auth": self.auth}
+        if self.auth.type == "hmac-sha256":
+            self._counter += 1
+            kw["counter"] = self._counter
+        elif self.auth.type == "ah":
+            self._ah_seq = self._ah_seq % core_auth.AH_SEQ_MAX + 1
+            kw["counter"] = self._ah_seq
+        return adv, kw
+
+    def _build_frame(self, priority: int) -> bytes:
+        """Ethernet frame from the vMAC to the VRRP group; cached unless a counter is in it."""
+        adv, kw = self._advert(priority)
+        group = wire.VRRP_GROUP_V4 if self.cfg.family == 4 else wire.VRRP_GROUP_V6
+        frame = wire.build_frame(self.src_mac,
+                                 wire.build_ip_packet(adv, src=self.primary, dst=group, **kw))
+        if "counter" not in kw:
+            self._frames[priority] = frame
+        return frame
+
+    def _send_unicast(self, priority: int) -> None:
+        """unicast_peers (off-RFC, SPEC §3): one raw-socket datagram per peer, TTL 255."""
+        adv, kw = self._advert(priority)
+        for peer in self.cfg.unicast_peers:
+            payload = wire.encode(adv, src=self.primary, dst=peer, **kw)
+            if self.w.unicast_send(self.cfg.family, payload, str(peer), self.parent_index):
+                self.metrics.advert_sent()
+
+    def _vip_strings(self) -> list[str]:
+        return [str(v) for v in self.cfg.virtual_ips]
+
+    def _claim(self) -> None:
+        target = self.vmac if self.vmac is not None else self.parent_index
+        self.w.vmacs.claim(target, self._vip_strings())
+        if self.cfg.garp_refresh:
+            self._schedule_refresh()
+
+    def _release(self) -> None:
+        if self._refresh:
+            self._refresh.cancel()
+            self._refresh = None
+        target = self.vmac if self.vmac is not None else self.parent_index
+        self.w.vmacs.release(target)
+
+    def _announce(self, repeat: int) -> None:
+        frames = self.announce_frames()
+        for i in range(max(1, repeat)):
+            if i == 0:
+                self._send_frames(frames)
+            else:
+                self.w.loop.call_later(i * ANNOUNCE_SPACING, self._send_frames, frames)
+
+    def announce_frames(self) -> list[bytes]:
+        """One gratuitous ARP / unsolicited NA per VIP, from the vMAC (RFC 9568 §6.4.2)."""
+        vips = [v.ip for v in self.cfg.virtual_ips]
+        if self.cfg.family == 4:
+            return [l2.garp_frame(self.src_mac, vip) for vip in vips]
+        return [l2.unsolicited_na_frame(self.src_mac, self.primary, vip) for vip in vips]
+
+    def _send_frames(self, frames: list[bytes]) -> None:
+        if self.router is None or not self.router.holds_vips:
+            return                    # lost mastership before a repeat was due
+        sent = sum(1 for f in frames if not self.sender.send(f))
+        self.metrics.garp_sent(sent)
+
+    def _schedule_refresh(self) -> None:
+        def refresh() -> None:
+            self._refresh = None
+            if self.router.holds_vips:
+                self._send_frames(self.announce_frames())
+                self._schedule_refresh()
+
+        self._refresh = self.w.loop.call_later(self.cfg.garp_refresh, refresh)
+
+    def _state_changed(self, a: StateChanged) -> None:
+        wall = time.time() - (self.w.loop.time() - a.time)
+        self.metrics.transition(a.old, a.new, wall)
+        self.metrics.state(a.new)
+        self.metrics.priority(self.cfg.priority, self.router.effective_priority)
+        log.info("%s: %s -> %s (%s)", self.cfg.name, a.old, a.new, a.reason,
+                 extra={"instance": self.cfg.name, "from": a.old, "to": a.new, "reason": a.reason})
+
+    def _resources(self, what: str) -> None:
+        res = self.cfg.resources if what == "start" else tuple(reversed(self.cfg.resources))
+        for r in res:
+            argv = r.start if what == "start" else r.stop
+            self.w.procs.submit(self.cfg.name, list(argv), r.timeout,
+                                self._resource_done(r.name, what))
+
+    def _resource_done(self, name: str, what: str) -> Callable[[int | None, str], None]:
+        def done(rc: int | None, detail: str) -> None:
+            if rc == 0:
+                return
+            log.error("%s: resource %s %s failed: %s", self.cfg.name, name, what, detail,
+                      extra={"instance": self.cfg.name, "resource": name})
+            if what == "start":
+                from vmacd.core.events import TrackChanged
+                self.handle(TrackChanged(f"resource:{name}", False, 0))
+        return done
+
+    def _notify(self, state: str, priority: int) -> None:
+        script = self.cfg.notify or self.w.notify_script
+        if not script:
+            return
+        argv = [script, "INSTANCE", self.cfg.name, state.upper(), str(priority)]
+        self.w.procs.submit(self.cfg.name, argv, 10.0, None)
+
+    # ------------------------------------------------------------------ timers
+    def _arm(self) -> None:
+        deadline = self.router.get_timer()
+        if deadline == self._deadline:
+            return
+        self._cancel()
+        if deadline is not None:
+            self._deadline = deadline
+            self._timer = self.w.loop.call_at(deadline, self._on_timer)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._deadline = None
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict:
+        snap = self.router.snapshot()
+        now = self.w.loop.time()
+        ms = snap["master_seen"]
+        master = None
+        if self.router.state is State.MASTER:
+            master = {"src": str(self.primary), "priority": snap["effective_priority"],
+                      "interval_ms": self.cfg.advert_interval_cs * 10}
+        elif ms is not None:
+            master = {"src": ms["src"], "priority": ms["priority"],
+                      "interval_ms": ms["interval_cs"] * 10}
+        last = snap["last_transition"]
+        since = None if last is None else time.time() - (now - last["time"])
+        return {
+            "name": self.cfg.name, "vrid": self.cfg.vrid, "interface": self.cfg.interface,
+            "family": self.cfg.family, "version": self.cfg.version, "state": snap["state"],
+            "priority": self.cfg.priority, "effective_priority": snap["effective_priority"],
+            "vmac": self.src_mac if self.vmac is not None else None,
+            "vmac_ifname": None if self.vmac is None else self.vmac.ifname,
+            "vips": self._vip_strings(), "master": master,
+            "timers": {
+                "adver_interval_ms": self.cfg.advert_interval_cs * 10,
+                "master_adver_interval_ms": snap["master_adver_interval_cs"] * 10,
+                "master_down_interval_ms": round(snap["master_down_interval_cs"] * 10, 2),
+                "skew_ms": round(snap["skew_time_cs"] * 10, 2),
+                "next_timer_in_ms": None if self._deadline is None
+                else round((self._deadline - now) * 1000, 1)},
+            "since": since, "maintenance": snap["maintenance"], "faults": snap["faults"],
+            "trackers": dict(self.trackers),
+        }
+
+    def history(self) -> list[dict]:
+        now_mono, now_wall = self.w.loop.time(), time.time()
+        return [{"time": now_wall - (now_mono - t.time), "instance": self.cfg.name,
+                 "from": t.old, "to": t.new, "reason": t.reason} for t in self.router.history]
