@@ -200,6 +200,8 @@ def test_master_arp_reply_only_from_vmac(lab, mgr):
         guard.configure_parent("eth0")
         v = mgr.create("lan", "eth0", VRID, 4)
         mgr.claim(v, ["192.0.2.254/24"])
+        v6 = mgr.create("lan6", "eth0", VRID, 6)     # an IPv6 vMAC must not answer ARP either
+        mgr.claim(v6, ["fe80::1/64"])
     out = n.sh(r2, "arping", "-c", "3", "-w", "2", "-I", "eth0", "192.0.2.254", check=False)
     macs = {line.split("[")[1].split("]")[0].lower() for line in out.splitlines() if "reply from" in line.lower()}
     assert macs == {VMAC4}

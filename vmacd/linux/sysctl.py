@@ -4,7 +4,8 @@
   request came in on, so the parent never answers for a VIP held by the vMAC with its own MAC,
   RFC 9568 8.1.2-2) and ``arp_announce=2`` (ARP requests use a source address of the outgoing
   interface, never a VIP through the parent's MAC).
-- vMAC, IPv4: ``rp_filter=2`` (loose). Traffic to a VIP comes in on the vMAC while the route back
+- vMAC (both families: an IPv6 vMAC must not answer ARP for IPv4 VIPs either), IPv4:
+  ``arp_ignore=1``, ``arp_announce=2`` and ``rp_filter=2`` (loose). Traffic to a VIP comes in on the vMAC while the route back
   goes through the parent; strict mode would drop it. The kernel uses max(all, dev).
 - vMAC of an IPv4 instance: ``disable_ipv6=1`` (no link-local, no MLD, no DAD from the vMAC).
 - vMAC of an IPv6 instance: ``accept_ra=0``, ``router_solicitations=0``, ``accept_dad=0``,
@@ -60,15 +61,16 @@ def write(p: str, value: str) -> None:
 
 
 def prepare_vmac(ifname: str, family: int) -> None:
-    """Settings for a fresh (DOWN) vMAC macvlan: silence and ARP behaviour. Not restored."""
-    if family == 4:
-        for key, value in {**VMAC_V6_OFF}.items():
-            write(path(6, ifname, key), value)
-        for key, value in VMAC_V4.items():
-            write(path(4, ifname, key), value)
-    else:
-        for key, value in VMAC_V6.items():
-            write(path(6, ifname, key), value)
+    """Settings for a fresh (DOWN) vMAC macvlan: silence and ARP behaviour. Not restored.
+
+    The IPv4 ARP settings go on IPv6 vMACs too: with the default arp_ignore=0 an IPv6 vMAC
+    would answer ARP for the IPv4 VIPs of other instances with its 00:00:5e:00:02:xx MAC.
+    """
+    for key, value in VMAC_V4.items():
+        write(path(4, ifname, key), value)
+    six = VMAC_V6_OFF if family == 4 else VMAC_V6
+    for key, value in six.items():
+        write(path(6, ifname, key), value)
 
 
 class SysctlGuard:
