@@ -58,6 +58,16 @@ def _reply_ancillary(sock: socket.socket, ancdata: list) -> list:
     return []
 
 
+def _set_realtime(priority: int) -> None:
+    """SCHED_FIFO at ``priority`` (0: leave as is), so box load does not delay replies (like the
+    kernel's own ICMP echo, which answers in softirq)."""
+    if priority > 0:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        except OSError:
+            pass
+
+
 def serve(node: str, port: int) -> int:
     """Answer datagrams on ``port`` until SIGTERM/SIGINT; returns the number of replies sent."""
     stop = {"flag": False}
@@ -94,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="vmaclab.echo", description=__doc__.splitlines()[0])
     ap.add_argument("--node", default=os.uname().nodename, help="name put in every reply")
     ap.add_argument("--port", type=int, default=7007, help="UDP port (both IPv4 and IPv6)")
+    ap.add_argument("--rt-priority", type=int, default=5, help="SCHED_FIFO priority (0: normal)")
     args = ap.parse_args(argv)
+    _set_realtime(args.rt_priority)
     serve(args.node, args.port)
     return 0
 

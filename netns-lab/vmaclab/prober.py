@@ -81,6 +81,14 @@ class NsProcess:
             out, err = self.proc.communicate()
         return self.proc.returncode, out or "", err or ""
 
+    def wait(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the process to exit on its own; True if it did."""
+        try:
+            self.proc.wait(timeout=max(0.0, timeout_s))
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
     def kill(self) -> str:
         """SIGKILL at once; returns what the process wrote on stderr."""
         if self.proc.poll() is None:
@@ -268,6 +276,7 @@ class _Channel:
         self.ident = os.getpid() & 0xFFFF
         if mode == "udp":
             self.sock = socket.socket(self.family, socket.SOCK_DGRAM)
+            self.sock.connect(self.addr)  # only replies *from the target address* count
         else:
             proto = socket.IPPROTO_ICMPV6 if self.v6 else socket.IPPROTO_ICMP
             self.sock = socket.socket(self.family, socket.SOCK_RAW, proto)
@@ -299,6 +308,19 @@ class _Channel:
             return None
         rest = data[_HDR.size:]
         return seq, (rest[1:].decode(errors="replace") if rest.startswith(b"|") else None)
+
+
+def _set_realtime(priority: int) -> bool:
+    """SCHED_FIFO at ``priority`` (1..99; 0: leave as is) so load on the box does not delay sends.
+
+    The prober only sleeps in select() between sends, so it cannot starve anything."""
+    if priority <= 0:
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def _set_timer_slack_ns(ns: int) -> None:
@@ -413,15 +435,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drain-ms", type=float, default=300.0, help="wait for late replies after the last probe")
     ap.add_argument("--mode", choices=("udp", "icmp"), default="udp")
     ap.add_argument("--out", required=True, help="JSON lines output file")
+    ap.add_argument("--rt-priority", type=int, default=10, help="SCHED_FIFO priority (0: normal scheduling)")
     args = ap.parse_args(argv)
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
     _set_timer_slack_ns(1)
+    realtime = _set_realtime(args.rt_priority)
     nonce = int.from_bytes(os.urandom(4), "big")
     run = _Run(_Channel(args.mode, args.target, args.port), int(args.interval_ms * 1e6), nonce)
     meta = {"target": args.target, "port": args.port, "mode": args.mode, "interval_ms": args.interval_ms,
-            "pid": os.getpid(), "mono_ns": time.monotonic_ns(), "wall_ns": time.time_ns()}
+            "pid": os.getpid(), "realtime": realtime, "mono_ns": time.monotonic_ns(), "wall_ns": time.time_ns()}
     gc.collect()
     gc.freeze()
     gc.disable()
@@ -443,26 +467,34 @@ def main(argv: list[str] | None = None) -> int:
 class Prober:
     """A running prober process; :meth:`stop` ends it and returns its :class:`ProbeSummary`."""
 
-    def __init__(self, proc: NsProcess, out_path: str, interval_ms: float) -> None:
+    def __init__(self, proc: NsProcess, out_path: str, interval_ms: float, ends_at: float | None = None
+                 ) -> None:
         self.proc, self.out_path, self.interval_ms = proc, out_path, interval_ms
+        self.ends_at = ends_at  # time.monotonic() by which a bounded run has finished on its own
         self.results: list[ProbeResult] = []
         self.meta: dict = {}
 
     @classmethod
     def start(cls, ns: str | None, target: str, port: int = 7007, interval_ms: float = 5.0,
               out_path: str = "probes.jsonl", mode: str = "udp", duration_s: float | None = None,
-              stop_file: str | None = None) -> "Prober":
+              stop_file: str | None = None, rt_priority: int = 10) -> "Prober":
         """Start probing ``target`` from namespace ``ns`` every ``interval_ms`` ms; returns once ready."""
         args = ["--target", target, "--port", str(port), "--interval-ms", str(interval_ms),
-                "--out", out_path, "--mode", mode]
+                "--out", out_path, "--mode", mode, "--rt-priority", str(rt_priority)]
         if duration_s is not None:
             args += ["--duration-s", str(duration_s)]
         if stop_file:
             args += ["--stop-file", stop_file]
-        return cls(NsProcess.start(ns, "vmaclab.prober", args), out_path, interval_ms)
+        proc = NsProcess.start(ns, "vmaclab.prober", args)
+        ends_at = None if duration_s is None else time.monotonic() + duration_s + 0.35
+        return cls(proc, out_path, interval_ms, ends_at)
 
     def stop(self, late_ms: float = 100.0, timeout_s: float = 10.0) -> ProbeSummary:
-        """Stop (SIGTERM; it drains late replies, writes its file) and analyse the results."""
+        """Stop (SIGTERM; it drains late replies, writes its file) and analyse the results.
+
+        A run started with ``duration_s`` is first allowed to finish on its own."""
+        if self.ends_at is not None:
+            self.proc.wait(self.ends_at - time.monotonic() + 2.0)
         code, _out, err = self.proc.stop(timeout_s)
         if code != 0:
             raise RuntimeError(f"prober exited {code}: {err.strip()}")
@@ -477,9 +509,10 @@ class EchoServer:
         self.proc, self.ns, self.node_name, self.port = proc, ns, node_name, port
 
     @classmethod
-    def start(cls, ns: str | None, node_name: str, port: int = 7007) -> "EchoServer":
+    def start(cls, ns: str | None, node_name: str, port: int = 7007, rt_priority: int = 5) -> "EchoServer":
         """Start answering on UDP ``port`` in ``ns`` with replies naming ``node_name``."""
-        proc = NsProcess.start(ns, "vmaclab.echo", ["--node", node_name, "--port", str(port)])
+        proc = NsProcess.start(ns, "vmaclab.echo", ["--node", node_name, "--port", str(port),
+                                                    "--rt-priority", str(rt_priority)])
         return cls(proc, ns, node_name, port)
 
     def stop(self) -> None:
