@@ -176,6 +176,8 @@ def parse_haresources(text: str, notes: list[str]) -> list[_Group]:
 
 def _resource_token(group: _Group, token: str, where: str, notes: list[str]) -> None:
     name, *args = token.split("::")
+    if name in _IP_AGENTS:           # IPv6addr::2001:db8::10/64: the rest is one address spec
+        args = token.split("::", 1)[1:]
     if name in _IP_AGENTS or not args:
         spec = args[0] if name in _IP_AGENTS and args else name
         parts = spec.split("/")
