@@ -148,3 +148,25 @@ def test_icmp_mode_and_stop_file(lan, tmp_path):
     assert not p.proc.running(), "prober ignored its stop file"
     s = p.stop()
     assert 60 <= s.sent <= 130 and s.lost == 0 and s.first_responder is None, s
+
+
+def test_record_and_timeline_of_the_real_run(moved, tmp_path):
+    from vmaclab.plot import plot_timeline
+    from vmaclab.record import RunRecord, events_from_observer
+
+    rec = RunRecord("manual", "vip-move", 100, old_master="r1", new_master="r2", nodes=["r1", "r2"],
+                    probe=moved["summary"].to_dict())
+    start = moved["summary"].start_ns
+    rec.add_event(start, "state", node="r1", state="master")
+    rec.add_event(start, "state", node="r2", state="backup")
+    rec.add_fault(moved["t_before"], "r1", "vip-down")
+    rec.add_event(moved["t_down"], "state", node="r1", state="backup")
+    rec.add_event(moved["t_up"], "state", node="r2", state="master")
+    for e in events_from_observer(moved["events"], {"p-r1": "r1", "p-r2": "r2"}, [VMAC]):
+        rec.add_event(**e)
+    assert [e["node"] for e in rec.events_of("garp")] == ["r2"]
+    assert rec.events_of("fdb")[-1]["node"] == "r2"
+    back = RunRecord.load(rec.save(str(tmp_path / "run.json")))
+    assert back == rec and back.outage_ms == moved["summary"].outage_ms
+    png = plot_timeline(back, str(tmp_path / "run.png"))
+    assert open(png, "rb").read(4) == b"\x89PNG"
