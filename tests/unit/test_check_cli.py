@@ -96,3 +96,10 @@ def test_unusable_call_exits_2(tmp_path, capsys, make):
     assert run("-c", str(path)) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"vmacd check: cannot read {path}: ")
+
+
+def test_dispatch_through_vmacd_main(capsys):
+    from vmacd.cli.main import main
+    assert main(["check", "--no-preflight", "-c", str(APPLIANCE)]) == 0
+    assert "ok: node r1" in capsys.readouterr().out
+    assert main(["check", "-c", "/nonexistent/vmacd.toml"]) == 2

@@ -198,7 +198,7 @@ def _resource_token(group: _Group, token: str, where: str, notes: list[str]) -> 
             if len(parts) > 3:
                 notes.append(f"{where}: broadcast/label fields are not needed and not translated")
             return
-    group.resources[_safe_name(name)] = _resource(name, args, where, notes)
+    group.resources[safe_name(name)] = _resource(name, args, where, notes)
 
 
 def _resource(name: str, args: list[str], where: str, notes: list[str]) -> dict[str, Any]:
@@ -215,7 +215,7 @@ def _resource(name: str, args: list[str], where: str, notes: list[str]) -> dict[
     return {"start": ["/usr/sbin/service", name, "start"], "stop": ["/usr/sbin/service", name, "stop"]}
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.basename(name)).lstrip("_.-") or "res"
     return safe[:32]
 
@@ -291,7 +291,7 @@ def _instances(cf: _HaCf, groups: list[_Group], me: str, auth: bool,
             if cf.initdead_us:
                 inst["startup_delay"] = durations.format_us(cf.initdead_us)
             if cf.pings:
-                inst["track_scripts"] = [{"name": _safe_name(f"ping_{p}"), "weight": -50} for p in cf.pings]
+                inst["track_scripts"] = [{"name": safe_name(f"ping_{p}"), "weight": -50} for p in cf.pings]
             if group.resources:
                 inst["resources"] = list(group.resources)
             instances.append(inst)
@@ -304,7 +304,7 @@ def _instances(cf: _HaCf, groups: list[_Group], me: str, auth: bool,
 
 
 def _ping_scripts(cf: _HaCf, instances: list[dict[str, Any]]) -> dict[str, Any]:
-    return {_safe_name(f"ping_{p}"): {"command": ["/bin/ping", "-c", "1", "-W", "1", p],
+    return {safe_name(f"ping_{p}"): {"command": ["/bin/ping", "-c", "1", "-W", "1", p],
                                       "interval": "2s", "timeout": "1500ms", "fall": 3, "rise": 2}
             for p in cf.pings} if instances else {}
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmacd.config import durations
-from vmacd.config.import_heartbeat import Imported, _safe_name
+from vmacd.config.import_heartbeat import Imported, safe_name
 
 
 @dataclass
@@ -116,7 +116,7 @@ def import_keepalived(text: str) -> Imported:
         elif stmt.word == "vrrp_sync_group":
             members = _sync_group(stmt, ctx)
             if members:
-                groups[_safe_name(stmt.args[0] if stmt.args else "group")] = {"instances": members}
+                groups[safe_name(stmt.args[0] if stmt.args else "group")] = {"instances": members}
         elif stmt.word not in ("global_defs", "vrrp_script", "vrrp_track_file"):
             ctx.skip(stmt)
     if ctx.auth:
@@ -155,7 +155,7 @@ def _seconds(stmt: Stmt) -> str:
 
 
 def _script(stmt: Stmt, ctx: _Ctx) -> None:
-    name = _safe_name(stmt.args[0]) if stmt.args else "script"
+    name = safe_name(stmt.args[0]) if stmt.args else "script"
     body: dict[str, Any] = {}
     for sub in stmt.block or []:
         try:
@@ -197,8 +197,8 @@ def _sync_group(stmt: Stmt, ctx: _Ctx) -> list[str]:
     members: list[str] = []
     for sub in stmt.block or []:
         if sub.word == "group":
-            members += [_safe_name(s.word) for s in sub.block or []] + [_safe_name(a) for a in sub.args]
-            members += [_safe_name(a) for s in sub.block or [] for a in s.args]
+            members += [safe_name(s.word) for s in sub.block or []] + [safe_name(a) for a in sub.args]
+            members += [safe_name(a) for s in sub.block or [] for a in s.args]
         else:
             ctx.skip(sub)
     return members
@@ -218,7 +218,7 @@ _SECONDS = {"preempt_delay": "preempt_delay", "garp_master_refresh": "garp_refre
 
 
 def _instance(stmt: Stmt, ctx: _Ctx) -> dict[str, Any] | None:
-    name = _safe_name(stmt.args[0]) if stmt.args else "vrrp"
+    name = safe_name(stmt.args[0]) if stmt.args else "vrrp"
     inst: dict[str, Any] = {"name": name}
     raw: dict[str, Any] = {"version": ctx.version, "vmac": False, "vips": []}
     for sub in stmt.block or []:
@@ -288,7 +288,7 @@ def _tracking(sub: Stmt, inst: dict[str, Any], ctx: _Ctx) -> None:
         if sub.word == "track_interface":
             inst.setdefault("track_interfaces", []).append({"name": name, "weight": weight or 0})
         elif sub.word == "track_script":
-            sname = _safe_name(name)
+            sname = safe_name(name)
             if sname not in ctx.scripts:
                 ctx.skip(sub, f"vrrp_script {name} was not translated; tracking of it dropped")
                 continue
