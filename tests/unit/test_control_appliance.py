@@ -28,6 +28,13 @@ SPEC_METRICS = {
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing (apt-get install prometheus)")
 
 
+def run(argv: list[str], **kw) -> subprocess.CompletedProcess:
+    """subprocess.run that captures text output and leaves the exit status to the test."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    return subprocess.run(argv, check=False, **kw)
+
+
 def metric_names(text: str) -> set[str]:
     names = set(re.findall(r"\bvmacd_[a-z_]+", text))
     return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
@@ -60,7 +67,7 @@ def test_unit_is_notify_with_watchdog_and_guardian_safe_killmode():
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_unit_verifies_apart_from_missing_binaries():
-    p = subprocess.run(["systemd-analyze", "verify", str(APPLIANCE / "vmacd.service")],
+    p = run(["systemd-analyze", "verify", str(APPLIANCE / "vmacd.service")],
                        capture_output=True, text=True, timeout=60)
     problems = [line for line in (p.stdout + p.stderr).splitlines()
                 if line.strip() and "is not executable" not in line]
@@ -91,7 +98,7 @@ def test_sysctl_settings_exist_and_match_preflight():
 
 @needs_promtool
 def test_promtool_check_rules():
-    p = subprocess.run([PROMTOOL, "check", "rules", str(APPLIANCE / "prometheus" / "vmacd.rules.yml")],
+    p = run([PROMTOOL, "check", "rules", str(APPLIANCE / "prometheus" / "vmacd.rules.yml")],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "SUCCESS" in p.stdout
@@ -99,7 +106,7 @@ def test_promtool_check_rules():
 
 @needs_promtool
 def test_promtool_test_rules():
-    p = subprocess.run([PROMTOOL, "test", "rules", "vmacd.rules.test.yml"], cwd=APPLIANCE / "prometheus",
+    p = run([PROMTOOL, "test", "rules", "vmacd.rules.test.yml"], cwd=APPLIANCE / "prometheus",
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
 
@@ -142,7 +149,7 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
             rules += [f"      - record: dashboard:panel{i}:{t['refId']}", f"        expr: {json.dumps(expr)}"]
     f = tmp_path / "dash.rules.yml"
     f.write_text("\n".join(rules) + "\n")
-    p = subprocess.run([PROMTOOL, "check", "rules", str(f)], capture_output=True, text=True, timeout=60)
+    p = run([PROMTOOL, "check", "rules", str(f)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
 
 
@@ -159,8 +166,8 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
 ])
 def test_notify_example_takes_keepalived_arguments(args, rc):
     script = APPLIANCE / "notify.sh.example"
-    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
-    p = subprocess.run(["sh", str(script), *args], capture_output=True, text=True, timeout=20)
+    assert run(["sh", "-n", str(script)]).returncode == 0
+    p = run(["sh", str(script), *args], capture_output=True, text=True, timeout=20)
     assert p.returncode == rc, p.stderr
 
 
@@ -172,7 +179,7 @@ def test_notify_example_takes_keepalived_arguments(args, rc):
 def test_make_deb_builds_a_sane_package():
     out = tempfile.mkdtemp(prefix="vmacd-deb-out-")
     try:
-        p = subprocess.run(["bash", str(APPLIANCE / "debian" / "build-deb.sh"), out], capture_output=True,
+        p = run(["bash", str(APPLIANCE / "debian" / "build-deb.sh"), out], capture_output=True,
                            text=True, timeout=600, env=dict(os.environ, PYTHON=sys.executable))
         assert p.returncode == 0, p.stderr[-3000:]
         deb = pathlib.Path(p.stdout.strip().splitlines()[-1])
@@ -193,18 +200,18 @@ def test_make_deb_builds_a_sane_package():
         # chroot-free install check: unpack and run the entry points with Debian's python3
         tree = pathlib.Path(out) / "tree"
         subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
-        v = subprocess.run([str(tree / "usr/bin/vmacd"), "--version"], capture_output=True, text=True, timeout=60)
+        v = run([str(tree / "usr/bin/vmacd"), "--version"], capture_output=True, text=True, timeout=60)
         assert v.returncode == 0 and v.stdout.strip().startswith("vmacd "), v.stderr
-        c = subprocess.run([str(tree / "usr/bin/vmacctl"), "-s", str(tree / "none.sock"), "status"],
+        c = run([str(tree / "usr/bin/vmacctl"), "-s", str(tree / "none.sock"), "status"],
                            capture_output=True, text=True, timeout=60)
         assert c.returncode == 2 and "cannot reach vmacd" in c.stderr
-        imp = subprocess.run(["/usr/bin/python3", "-I", "-c",
-                              "import sys; sys.path.insert(0, sys.argv[1]); import vmacd.control.metrics, "
-                              "pyroute2, cryptography.hazmat.primitives.hmac, netifaces; print(vmacd.__file__)",
+        imp = run(["/usr/bin/python3", "-I", "-c",
+                              ("import sys; sys.path.insert(0, sys.argv[1]); import vmacd.control.metrics, "
+                               "pyroute2, cryptography.hazmat.primitives.hmac, netifaces; print(vmacd.__file__)"),
                               str(tree / "usr/lib/vmacd")], capture_output=True, text=True, timeout=60)
         assert imp.returncode == 0, imp.stderr
         assert imp.stdout.strip().startswith(str(tree)), "vendored vmacd, not the dev tree"
-        dry = subprocess.run(["dpkg", "--dry-run", "-i", str(deb)], capture_output=True, text=True, timeout=120)
+        dry = run(["dpkg", "--dry-run", "-i", str(deb)], capture_output=True, text=True, timeout=120)
         assert dry.returncode == 0, dry.stdout + dry.stderr
     finally:
         shutil.rmtree(out, ignore_errors=True)

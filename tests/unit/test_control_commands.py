@@ -4,13 +4,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from vmacd.control.commands import REGISTRY, Dispatcher, command, validate
 from test_control_server import FakeDaemon
 
-import pytest
+from vmacd.control.commands import REGISTRY, Dispatcher, command, validate
 
 
 def run(request: object, daemon: FakeDaemon | None = None) -> dict:

@@ -10,7 +10,7 @@ import socket
 import stat
 import tempfile
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -245,7 +245,7 @@ def test_many_clients_and_an_idle_one_does_not_block_them(sockdir):
     async def main() -> None:
         server = ControlServer(path, Dispatcher(FakeDaemon()))
         await server.start()
-        idle_r, idle_w = await asyncio.open_unix_connection(path)
+        _idle_r, idle_w = await asyncio.open_unix_connection(path)
         idle_w.write(b'{"cmd": "sta')                  # half a request, then silence
         await idle_w.drain()
 
@@ -333,7 +333,8 @@ def test_live_socket_and_non_socket_are_refused(sockdir):
         f.write("keep me")
     with pytest.raises(ControlError, match="not a socket"):
         asyncio.run(ControlServer(regular, Dispatcher(FakeDaemon())).start())
-    assert open(regular).read() == "keep me"
+    with open(regular) as f:
+        assert f.read() == "keep me"
 
 
 def test_stop_leaves_a_socket_that_is_not_ours(sockdir):

@@ -13,9 +13,9 @@ import tempfile
 import threading
 
 import pytest
+from test_control_server import FakeDaemon, running_server
 
 from vmacd.cli import ctl
-from test_control_server import FakeDaemon, running_server
 
 VMACCTL = pathlib.Path(sys.executable).with_name("vmacctl")
 
@@ -141,8 +141,8 @@ def test_console_script(sock):
     if not VMACCTL.exists():
         pytest.skip("vmacctl console script not installed in this environment")
     with running_server(sock):
-        p = subprocess.run([str(VMACCTL), "-s", sock, "status", "--json"], capture_output=True, text=True, timeout=20)
+        p = subprocess.run(check=False, args=[str(VMACCTL), "-s", sock, "status", "--json"], capture_output=True, text=True, timeout=20)
         assert p.returncode == 0, p.stderr
         assert json.loads(p.stdout)["node"] == "r1"
-    p = subprocess.run([str(VMACCTL), "-s", sock, "status"], capture_output=True, text=True, timeout=20)
+    p = subprocess.run(check=False, args=[str(VMACCTL), "-s", sock, "status"], capture_output=True, text=True, timeout=20)
     assert p.returncode == 2 and sock in p.stderr

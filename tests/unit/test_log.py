@@ -135,7 +135,7 @@ def test_rate_limited_keys_are_independent_and_flush_reports(captured):
 
 
 def test_rate_limited_respects_level_and_arguments(captured):
-    logger, buf = captured
+    logger, _buf = captured
     logger.setLevel(logging.ERROR)
     rl = vlog.RateLimited(logger, per_seconds=1, burst=1, clock=Clock())
     assert rl.info("quiet") is False and rl.total_suppressed == 0

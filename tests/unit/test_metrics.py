@@ -180,7 +180,7 @@ def _get(url: str) -> tuple[int, str, str]:
 def test_http_endpoint_on_loopback_shows_spec_names():
     m = exercised()
     assert m.serve("") is None
-    host, port = m.serve("127.0.0.1:0")
+    _host, port = m.serve("127.0.0.1:0")
     try:
         status, ctype, body = _get(f"http://127.0.0.1:{port}/metrics")
         assert status == 200 and ctype.startswith("text/plain")

@@ -42,7 +42,7 @@ def request(path: str, req: dict, timeout: float = 10.0) -> dict:
                 buf += chunk
                 if len(buf) > MAX_REPLY:
                     raise Unreachable(f"reply from {path} is too large")
-        except socket.timeout:
+        except TimeoutError:
             raise Unreachable(f"vmacd at {path} did not answer within {timeout:g}s") from None
         except OSError as exc:
             raise Unreachable(f"connection to vmacd at {path} failed: {exc.strerror or exc}") from exc
@@ -86,8 +86,7 @@ def table(rows: list[list[str]], out: TextIO) -> None:
     if not rows:
         return
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+    out.writelines("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in rows)
 
 
 def print_status(reply: dict, out: TextIO, now: float | None = None) -> None:

@@ -138,7 +138,7 @@ class ControlServer:
             self._clients.add(task)
         try:
             await self._serve(reader, writer)
-        except (ConnectionError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError):
             pass
         except asyncio.CancelledError:
             pass

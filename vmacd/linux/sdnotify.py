@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 log = logging.getLogger("vmacd.sdnotify")
 
@@ -34,7 +34,7 @@ class Notifier:
         self._warned = False
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, unset: bool = False) -> "Notifier":
+    def from_env(cls, environ: Mapping[str, str] | None = None, unset: bool = False) -> Notifier:
         """Build from the environment; `unset=True` removes the variables from os.environ so
         track scripts and resources started later do not inherit them."""
         env = os.environ if environ is None else environ
