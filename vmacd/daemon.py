@@ -27,6 +27,7 @@ from vmacd.core import groups, wire
 from vmacd.core.events import LinkChanged, Maintenance, Shutdown, Startup, TrackChanged
 from vmacd.instance import InstanceRunner, Wiring
 from vmacd.linux import netlink, sockets
+from vmacd.linux.nlthread import ThreadedVmacs
 from vmacd.linux.sdnotify import Notifier
 from vmacd.linux.sysctl import SysctlGuard
 from vmacd.tracking import Trackers
@@ -54,7 +55,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self.notifier = Notifier.from_env()
         self.metrics = Metrics()
-        self.vmacs = netlink.VmacManager()
+        self.vmacs = ThreadedVmacs()
         self.sysctls = SysctlGuard()
         self.guardian = None
         self.procs = None
@@ -72,7 +73,7 @@ class Daemon:
         try:
             await self._start()
         except Exception as exc:
-            log.error("startup failed: %s", exc)
+            log.error("startup failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             await self._teardown()
             return 1
         self.notifier.ready(f"{len(self.runners)} instance(s)")
@@ -87,18 +88,21 @@ class Daemon:
         return 0
 
     async def _start(self) -> None:
-        from vmacd.linux.guardian import Guardian
         from vmacd.linux.procs import SerialRunner
 
         names = {i.name for i in self.config.instances}
         for left in self.vmacs.adopt_or_clean(keep=names):
             log.warning("cleaned leftover of a previous run: %s %s (%s)", left.kind, left.ifname,
                         left.action)
-        self.guardian = Guardian.start()
+        try:  # TEMP until guardian lands
+            from vmacd.linux.guardian import Guardian
+            self.guardian = Guardian.start()
+        except ImportError:
+            self.guardian = None
         self.procs = SerialRunner()
         if self.config.global_.metrics_enabled:
             self.metrics.serve(self.config.global_.metrics_listen)
-        self.watcher = netlink.LinkWatcher()
+        self.watcher = self.vmacs.call(lambda _vm: netlink.LinkWatcher())
         self.loop.add_reader(self.watcher.fileno(), self._on_links)
         self.trackers = Trackers(self.loop, self._on_track)
         for inst in self.config.instances:
@@ -135,7 +139,7 @@ class Daemon:
         up = self.vmacs.is_up(runner.parent_index)
         if not up:
             runner.handle(LinkChanged(False))
-        for ev in self.trackers.initial(runner.cfg):
+        for ev in self.trackers.initial(runner.cfg, self._link_is_up):
             self._on_track(runner.cfg.name, ev)
         runner.handle(Startup())
 
@@ -177,7 +181,7 @@ class Daemon:
         for runner in list(self.runners.values()):
             self._remove_runner(runner)
         if self.trackers is not None:
-            self.trackers.close()
+            await self.trackers.close()
         if self.control is not None:
             await self.control.stop()
         for sock in self._socks.values():
@@ -189,11 +193,19 @@ class Daemon:
         for path in self.sysctls.restore():
             log.warning("could not restore sysctl %s", path)
         if self.procs is not None:
+            try:        # resource stop commands and the last notify run to the end
+                await self.procs.drain(timeout=self._drain_timeout())
+            except asyncio.TimeoutError:
+                log.warning("stop commands still running at exit: killed")
             await self.procs.close()
         if self.guardian is not None:
             self.guardian.stop()
         self.metrics.close()
         self.vmacs.close()
+
+    def _drain_timeout(self) -> float:
+        res = [r.timeout for i in self.config.instances for r in i.resources]
+        return max(res, default=0.0) + 10.0
 
     # ------------------------------------------------------------------ packets
     def _on_readable(self, sock: sockets.VrrpSocket) -> None:
@@ -259,6 +271,12 @@ class Daemon:
                 if runner.parent_index == ev.ifindex:
                     runner.handle(LinkChanged(ev.up and not ev.deleted))
             self.trackers.link_changed(ev.ifname, ev.up and not ev.deleted)
+
+    def _link_is_up(self, ifname: str) -> bool:
+        try:
+            return self.vmacs.is_up(self.vmacs.ifindex(ifname))
+        except netlink.LinkError:
+            return False                # a tracked interface that does not exist is down
 
     def _on_track(self, instance: str, event: TrackChanged) -> None:
         runner = self.runners.get(instance)

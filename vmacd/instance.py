@@ -28,6 +28,7 @@ from vmacd.core.params import RouterParams
 log = logging.getLogger("vmacd.instance")
 
 ANNOUNCE_SPACING = 0.05          # seconds between repeated GARP/NA rounds
+NOTIFY_TIMEOUT = 10.0            # seconds a notify script may run
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
                "error": logging.ERROR}
 
@@ -100,7 +101,8 @@ class InstanceRunner:
             if self.w.guardian is not None:
                 self.w.guardian.watch(self.vmac.ifindex, self.vmac.ifname)
         else:
-            self.src_mac = self.w.vmacs.mac_of(self.parent_index)
+            self.src_mac = self.w.vmacs.call(
+                lambda vm: vm.ipr.get_links(self.parent_index)[0].get("IFLA_ADDRESS"))
         self.sender = PacketSender(self.send_index)
         self.router = VirtualRouter(self.params())
 
@@ -316,10 +318,11 @@ class InstanceRunner:
             self.w.procs.submit(self.cfg.name, list(argv), r.timeout,
                                 self._resource_done(r.name, what))
 
-    def _resource_done(self, name: str, what: str) -> Callable[[int | None, str], None]:
-        def done(rc: int | None, detail: str) -> None:
-            if rc == 0:
+    def _resource_done(self, name: str, what: str) -> Callable[[object], None]:
+        def done(result) -> None:          # linux.procs.Result
+            if result.ok:
                 return
+            detail = result.error or f"exit status {result.returncode}"
             log.error("%s: resource %s %s failed: %s", self.cfg.name, name, what, detail,
                       extra={"instance": self.cfg.name, "resource": name})
             if what == "start":
@@ -331,8 +334,15 @@ class InstanceRunner:
         script = self.cfg.notify or self.w.notify_script
         if not script:
             return
-        argv = [script, "INSTANCE", self.cfg.name, state.upper(), str(priority)]
-        self.w.procs.submit(self.cfg.name, argv, 10.0, None)
+        word = "STOP" if state == "stopped" else state.upper()      # keepalived's words
+        argv = [script, "INSTANCE", self.cfg.name, word, str(priority)]
+        self.w.procs.submit(self.cfg.name, argv, NOTIFY_TIMEOUT, self._notify_done)
+
+    def _notify_done(self, result) -> None:
+        if not result.ok:
+            log.warning("%s: notify script failed: %s", self.cfg.name,
+                        result.error or f"exit status {result.returncode}",
+                        extra={"instance": self.cfg.name})
 
     # ------------------------------------------------------------------ timers
     def _arm(self) -> None:

@@ -39,7 +39,7 @@ class Trackers:
         self.emit = emit
         self._ifaces: dict[str, list[tuple[str, int]]] = {}       # ifname -> [(instance, weight)]
         self._link_up: dict[str, bool] = {}
-        self._scripts: dict[str, object] = {}                     # name -> ScriptRunner
+        self._scripts: dict[str, tuple] = {}                      # name -> (TrackScript, ScriptRunner)
         self._script_users: dict[str, list[tuple[str, int]]] = {}
         self._script_up: dict[str, bool] = {}
         self._files: dict[str, list[tuple[str, int]]] = {}        # path -> [(instance, weight)]
@@ -66,37 +66,28 @@ class Trackers:
         from vmacd.linux.procs import ScriptRunner
 
         for name in list(self._scripts):
-            runner = self._scripts[name]
-            if name not in wanted or runner.script != wanted[name]:
-                runner.stop()
+            script, runner = self._scripts[name]
+            if wanted.get(name) != script:
+                self.loop.create_task(runner.stop())
                 del self._scripts[name]
                 self._script_up.pop(name, None)
         for name, script in wanted.items():
             if name not in self._scripts:
-                runner = ScriptRunner(script, self._script_result(name))
-                runner.script = script
-                self._scripts[name] = runner
+                runner = ScriptRunner(name, script.command, script.interval, script.timeout,
+                                      script.rise, script.fall, self._script_changed)
+                self._scripts[name] = (script, runner)
                 runner.start()
 
-    def initial(self, inst: model.Instance) -> list[TrackChanged]:
+    def initial(self, inst: model.Instance, link_up: Callable[[str], bool]) -> list[TrackChanged]:
         """The trackers' current view for an instance about to start.
 
         A script that has not passed `rise` checks yet counts as down: a service must prove
         itself healthy before its box may take the address (Heartbeat's rule)."""
-        from vmacd.linux.netlink import VmacManager
-
         out = []
-        with_links = VmacManager()
-        try:
-            for ti in inst.track_interfaces:
-                try:
-                    up = with_links.is_up(with_links.ifindex(ti.name))
-                except Exception:
-                    up = False
-                self._link_up[ti.name] = up
-                out.append(TrackChanged(f"if:{ti.name}", up, ti.weight))
-        finally:
-            with_links.close()
+        for ti in inst.track_interfaces:
+            up = link_up(ti.name)
+            self._link_up[ti.name] = up
+            out.append(TrackChanged(f"if:{ti.name}", up, ti.weight))
         for ts in inst.track_scripts:
             out.append(TrackChanged(f"script:{ts.name}", self._script_up.get(ts.name, False),
                                     ts.weight))
@@ -113,14 +104,12 @@ class Trackers:
         for instance, weight in self._ifaces[ifname]:
             self._emit(instance, TrackChanged(f"if:{ifname}", up, weight))
 
-    def _script_result(self, name: str) -> Callable[[bool], None]:
-        def changed(up: bool) -> None:
-            self._script_up[name] = up
-            log.info("track script %s is %s", name, "up" if up else "down",
-                     extra={"tracker": name, "up": up})
-            for instance, weight in self._script_users.get(name, []):
-                self._emit(instance, TrackChanged(f"script:{name}", up, weight))
-        return changed
+    def _script_changed(self, name: str, up: bool) -> None:
+        self._script_up[name] = up
+        log.info("track script %s is %s", name, "up" if up else "down",
+                 extra={"tracker": name, "up": up})
+        for instance, weight in self._script_users.get(name, []):
+            self._emit(instance, TrackChanged(f"script:{name}", up, weight))
 
     def _poll_files(self) -> None:
         self._poll = None
@@ -138,9 +127,9 @@ class Trackers:
     def _emit(self, instance: str, ev: TrackChanged) -> None:
         self.emit(instance, ev)
 
-    def close(self) -> None:
-        for runner in self._scripts.values():
-            runner.stop()
+    async def close(self) -> None:
+        for _script, runner in self._scripts.values():
+            await runner.stop()
         self._scripts.clear()
         if self._poll is not None:
             self._poll.cancel()

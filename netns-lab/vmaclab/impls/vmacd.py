@@ -1,0 +1,219 @@
+"""vmacd as a lab Router: generated TOML, `vmacd run` in the node's namespace, state via its socket.
+
+State changes are reported through vmacd's notify script into a fifo (the same line format as
+keepalived's notify_fifo, so the timeline of a SIGKILLed daemon is kept); `state()` asks the
+control socket, which is exact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from ..util import LabError, kill, pid_alive, wait_until
+from .base import Router
+
+_NOTIFY = """#!/bin/sh
+# vmaclab: vmacd notify (TYPE NAME STATE PRIORITY) -> the lab's fifo
+printf 'INSTANCE %s %s %s\\n' "$2" "$3" "$4" > {fifo}
+"""
+_STATES = {"MASTER": "master", "BACKUP": "backup", "FAULT": "fault", "STOP": "stopped",
+           "STOPPED": "stopped", "INIT": "init"}
+
+
+class Vmacd(Router):
+    """`vmacd run -c <workdir>/vmacd.toml` per node; a guardian child is part of the daemon."""
+
+    name = "vmacd"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proc: subprocess.Popen | None = None
+        self._fifo_fd: int | None = None
+        self._reader: threading.Thread | None = None
+        self._stop_reader = threading.Event()
+        self._state = "init"
+
+    # -- paths -----------------------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        assert self.lab is not None
+        return self.lab.workdir(self.node)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.dir / "vmacd.sock"
+
+    @property
+    def conf_path(self) -> Path:
+        return self.dir / "vmacd.toml"
+
+    # -- config ----------------------------------------------------------------------------------
+    def render(self) -> str:
+        """The vmacd.toml text for ``self.cfg`` (accept = true: the lab's probes go to the VIP)."""
+        c = self.cfg
+        assert c is not None and self.lab is not None
+        plen = self.lab.topo.prefixlen(c.lan, c.family)
+        iface = self.lab.ifname(c.node, c.lan)
+        vips = [f"{c.vip}/{plen}"]
+        if c.family == 6:
+            vips.insert(0, "fe80::1/64")
+        x = c.extra
+        lines = ["[global]", f'node = "{c.node}"', f'control_socket = "{self.socket_path}"',
+                 f'metrics_listen = "{x.get("metrics_listen", "127.0.0.1:9650")}"',
+                 f'notify = "{self.dir / "notify.sh"}"', "", "[[instance]]", 'name = "lan"',
+                 f'interface = "{iface}"', f"vrid = {c.vrid}", f"version = {c.version}",
+                 f"priority = {c.priority}", f'advert_interval = "{c.advert_ms}ms"',
+                 "virtual_ips = [" + ", ".join(f'"{v}"' for v in vips) + "]",
+                 f"vmac = {str(c.vmac).lower()}", f"preempt = {str(c.preempt).lower()}",
+                 "accept = true"]
+        for key in ("preempt_delay", "startup_delay", "graceful_handover", "garp_repeat",
+                    "vmac_mode", "v3_checksum_pseudoheader", "auth"):
+            if key in x:
+                val = x[key]
+                lines.append(f"{key} = {json.dumps(val) if not isinstance(val, bool) else str(val).lower()}")
+        if c.track:
+            lines.append(f'track_scripts = [{{ name = "svc", weight = {c.track.get("weight", 0)} }}]')
+            lines += ["", "[track_script.svc]",
+                      f'command = ["/usr/bin/test", "-e", "{c.track["file"]}"]',
+                      f'interval = "{c.track.get("interval_ms", 200)}ms"', 'timeout = "1s"',
+                      "rise = 1", "fall = 1"]
+        return "\n".join(lines) + "\n"
+
+    def write_config(self) -> None:
+        self.conf_path.write_text(self.render())
+        fifo = self.dir / "notify.fifo"
+        if not fifo.exists():
+            os.mkfifo(fifo, 0o600)
+        script = self.dir / "notify.sh"
+        script.write_text(_NOTIFY.format(fifo=fifo))
+        script.chmod(0o755)
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        assert self.lab is not None
+        self._open_fifo()
+        log = (self.dir / "vmacd.log").open("ab")
+        argv = [sys.executable, "-m", "vmacd", "run", "-c", str(self.conf_path),
+                "--log-format", "text", "--log-level", self.cfg.extra.get("log_level", "info")]
+        self.proc = self.lab.popen(self.node, argv, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        try:
+            wait_until(lambda: self.proc.poll() is not None or self._ask("status") is not None,
+                       15.0, interval=0.05, what=f"vmacd on {self.node}")
+        except TimeoutError as exc:
+            raise LabError(f"{exc}; log: {self.log_tail()}") from exc
+        if self.proc.poll() is not None:
+            raise LabError(f"vmacd on {self.node} exited {self.proc.returncode}: {self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM (priority 0, make-before-break), SIGKILL after 10 s."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.crash_kill()
+                self.proc.wait(timeout=5)
+        self._close_fifo()
+
+    def pids(self) -> dict[str, int]:
+        """{"vmacd": daemon, "guardian": its hard-death guard} of the live processes."""
+        out: dict[str, int] = {}
+        if self.proc is None or not pid_alive(self.proc.pid) or self.proc.poll() is not None:
+            return out
+        out["vmacd"] = self.proc.pid
+        for child in _children(self.proc.pid):
+            out["guardian"] = child
+        return out
+
+    def vrrp_pids(self) -> list[int]:
+        """The daemon only: `kill` must leave the guardian to do its job."""
+        return [p for r, p in self.pids().items() if r == "vmacd"]
+
+    def term_pids(self) -> list[int]:
+        return self.vrrp_pids()
+
+    def crash_kill(self) -> None:
+        """The box is gone: daemon and guardian die at the same instant."""
+        p = self.pids()
+        kill(p.get("guardian"), signal.SIGKILL)
+        kill(p.get("vmacd"), signal.SIGKILL)
+
+    def state(self) -> str:
+        if self.proc is None or self.proc.poll() is not None:
+            return "stopped"
+        reply = self._ask("status")
+        if reply and reply.get("instances"):
+            return reply["instances"][0]["state"]
+        return self._state
+
+    def status(self) -> dict | None:
+        """The daemon's full status reply (None when it does not answer)."""
+        return self._ask("status")
+
+    def control(self, req: dict) -> dict | None:
+        """Send one control request; None when the daemon does not answer."""
+        from vmacd.cli.ctl import Unreachable, request
+
+        try:
+            return request(str(self.socket_path), req, timeout=2.0)
+        except (Unreachable, OSError, ValueError):
+            return None
+
+    def _ask(self, cmd: str) -> dict | None:
+        return self.control({"cmd": cmd})
+
+    def log_tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join((self.dir / "vmacd.log").read_text().splitlines()[-n:])
+        except OSError:
+            return ""
+
+    # -- notify fifo -----------------------------------------------------------------------------
+    def _open_fifo(self) -> None:
+        if self._fifo_fd is not None:
+            return
+        self._fifo_fd = os.open(self.dir / "notify.fifo", os.O_RDWR | os.O_NONBLOCK)
+        self._stop_reader.clear()
+        self._reader = threading.Thread(target=self._read_fifo, daemon=True,
+                                        name=f"vmacd-fifo-{self.node}")
+        self._reader.start()
+
+    def _close_fifo(self) -> None:
+        self._stop_reader.set()
+        if self._reader is not None:
+            self._reader.join(timeout=2)
+        if self._fifo_fd is not None:
+            os.close(self._fifo_fd)
+        self._fifo_fd, self._reader = None, None
+
+    def _read_fifo(self) -> None:
+        buf = b""
+        while not self._stop_reader.is_set():
+            ready, _, _ = select.select([self._fifo_fd], [], [], 0.1)
+            if not ready:
+                continue
+            try:
+                buf += os.read(self._fifo_fd, 4096)
+            except BlockingIOError:
+                continue
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                parts = line.decode(errors="replace").split()
+                if len(parts) >= 3 and parts[2] in _STATES:
+                    self._state = _STATES[parts[2]]
+                    self._record(self._state)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
