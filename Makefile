@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PKGS := keepalived frr nftables tcpdump iproute2 iputils-arping iputils-ping procps psmisc
+APT_PKGS := keepalived frr nftables tcpdump iproute2 iputils-arping iputils-ping procps psmisc prometheus curl
 # CI runs the full simulation budget; a developer can lower it: make test SIM_EXAMPLES=200
 SIM_EXAMPLES ?= 2000
 PYTEST_ARGS ?=
@@ -20,7 +20,8 @@ apt: .apt.stamp
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@# the Debian packages must not run their daemons in the root namespace: the lab starts them
-	@-pkill -x keepalived 2>/dev/null; pkill -x watchfrr 2>/dev/null; pkill -x zebra 2>/dev/null; true
+	@-pkill -x keepalived 2>/dev/null; pkill -x watchfrr 2>/dev/null; pkill -x zebra 2>/dev/null; \
+	  pkill -x prometheus 2>/dev/null; true
 	touch $@
 
 venv: $(VENV)/.stamp
@@ -51,6 +52,9 @@ bench: deps
 lint: venv
 	$(PY) -m pip install -q ruff
 	$(VENV)/bin/ruff check vmacd netns-lab tests
+
+deb: venv
+	bash appliance/debian/build-deb.sh dist
 
 clean:
 	-$(VENV)/bin/vmac-lab down --all 2>/dev/null

@@ -52,8 +52,7 @@ class Daemon:
         self._socks: dict[tuple[int, int], sockets.VrrpSocket] = {}
         self._stop = asyncio.Event()
         self._settling = False
-        self._reload_lock = asyncio.Lock()
-        self.notifier = Notifier.from_env()
+        self.notifier = Notifier.from_env(unset=True)    # scripts must not talk to systemd
         self.metrics = Metrics()
         self.vmacs = ThreadedVmacs()
         self.sysctls = SysctlGuard()
@@ -62,6 +61,7 @@ class Daemon:
         self.trackers: Trackers | None = None
         self.watcher: netlink.LinkWatcher | None = None
         self.control: ControlServer | None = None
+        self.dispatcher: Dispatcher | None = None
         self._drop_log_at = 0.0
 
     # ------------------------------------------------------------------ life cycle
@@ -108,8 +108,8 @@ class Daemon:
         for inst in self.config.instances:
             self._add_instance(inst)
         self.trackers.configure(self.config.instances)
-        dispatcher = Dispatcher(self)
-        self.control = ControlServer(self.config.global_.control_socket, dispatcher)
+        self.dispatcher = Dispatcher(self)
+        self.control = ControlServer(self.config.global_.control_socket, self.dispatcher)
         await self.control.start()
         for runner in self.runners.values():
             self._start_instance(runner)
@@ -326,35 +326,34 @@ class Daemon:
         asyncio.ensure_future(self._reload_logged())
 
     async def _reload_logged(self) -> None:
-        try:
-            result = await self.reload()
-            log.info("reloaded: %s", result)
-        except ReloadError as exc:
-            log.error("reload refused, keeping the running config: %s", exc)
+        """SIGHUP goes through the same command table as `vmacctl reload`."""
+        if self.dispatcher is None:
+            return
+        reply = await self.dispatcher.handle({"cmd": "reload"})
+        if reply.get("ok"):
+            log.info("reloaded: %s", {k: v for k, v in reply.items() if k != "ok"})
+        else:
+            log.error("%s; keeping the running config", reply.get("error"))
 
     async def reload(self) -> dict:
         """Validate the file first; then stop removed/changed instances and start new ones."""
-        async with self._reload_lock:
-            try:
-                new = config_load.load(self.path)
-            except ConfigError as exc:
-                raise ReloadError(str(exc)) from None
-            except OSError as exc:
-                raise ReloadError(f"{self.path}: {exc.strerror}") from None
-            d = config_diff.diff(self.config, new)
-            self.notifier.reloading()
-            if new.global_ != self.config.global_:
-                log.warning("[global] changed: control_socket/metrics_listen apply after a restart")
-            gone = [self.runners[n] for n in (*d.removed, *d.changed) if n in self.runners]
-            await self._stop_runners(gone, "reload")
-            self.config = new
-            started = []
-            for name in (*d.changed, *d.added):
-                runner = self._add_instance(new.instance(name))
-                started.append(runner)
-            self.trackers.configure(new.instances)
-            for runner in started:
-                self._start_instance(runner)
-            self.notifier.ready("reloaded")
-            return {"added": list(d.added), "removed": list(d.removed),
-                    "changed": list(d.changed), "unchanged": list(d.unchanged)}
+        try:
+            new = config_load.load(self.path)
+        except ConfigError as exc:
+            raise ReloadError("; ".join(str(i) for i in exc.errors)) from None
+        except OSError as exc:
+            raise ReloadError(f"{self.path}: {exc.strerror or exc}") from None
+        d = config_diff.diff(self.config, new)
+        self.notifier.reloading()
+        if d.global_changed:
+            log.warning("[global] changed: control_socket/metrics_listen apply after a restart")
+        gone = [self.runners[n] for n in (*d.removed, *d.changed) if n in self.runners]
+        await self._stop_runners(gone, "reload")
+        self.config = new
+        started = [self._add_instance(new.instance(name)) for name in (*d.changed, *d.added)]
+        self.trackers.configure(new.instances)
+        for runner in started:
+            self._start_instance(runner)
+        self.notifier.ready("reloaded")
+        return {"added": list(d.added), "removed": list(d.removed),
+                "changed": list(d.changed), "unchanged": list(d.unchanged)}
