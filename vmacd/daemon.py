@@ -27,6 +27,7 @@ from vmacd.core import groups, wire
 from vmacd.core.events import LinkChanged, Maintenance, Shutdown, Startup, TrackChanged
 from vmacd.instance import InstanceRunner, Wiring
 from vmacd.linux import netlink, sockets
+from vmacd.linux.nft import AcceptModeFilter, NftError
 from vmacd.linux.nlthread import ThreadedVmacs
 from vmacd.linux.sdnotify import Notifier
 from vmacd.linux.sysctl import SysctlGuard
@@ -57,6 +58,7 @@ class Daemon:
         self.vmacs = ThreadedVmacs()
         self.sysctls = SysctlGuard()
         self.guardian = None
+        self.accept_filter = AcceptModeFilter()
         self.procs = None
         self.trackers: Trackers | None = None
         self.watcher: netlink.LinkWatcher | None = None
@@ -100,6 +102,7 @@ class Daemon:
         except ImportError:
             self.guardian = None
         self.procs = SerialRunner()
+        self._clean_accept_table()
         if self.config.global_.metrics_enabled:
             self.metrics.serve(self.config.global_.metrics_listen)
         self.watcher = self.vmacs.call(lambda _vm: netlink.LinkWatcher())
@@ -117,7 +120,8 @@ class Daemon:
     def _add_instance(self, inst: model.Instance) -> InstanceRunner:
         wiring = Wiring(loop=self.loop, vmacs=self.vmacs, metrics=self.metrics, procs=self.procs,
                         unicast_send=self._unicast_send, on_change=self._on_change,
-                        notify_script=self.config.global_.notify, guardian=self.guardian)
+                        notify_script=self.config.global_.notify, guardian=self.guardian,
+                        accept_filter=self.accept_filter)
         runner = InstanceRunner(inst, wiring)
         if inst.vmac:
             self.sysctls.configure_parent(inst.interface)
@@ -134,6 +138,15 @@ class Daemon:
                 # private mode: our own vMAC's group traffic reaches only the macvlan
                 sock.join(runner.vmac.ifindex)
         return runner
+
+    def _clean_accept_table(self) -> None:
+        """Remove an `inet vmacd` table a crashed predecessor left (accept = false rules)."""
+        try:
+            self.accept_filter.close()
+        except NftError as exc:
+            if any(not i.accept and not i.owner for i in self.config.instances):
+                raise
+            log.debug("no nftables cleanup: %s", exc)
 
     def _start_instance(self, runner: InstanceRunner) -> None:
         up = self.vmacs.is_up(runner.parent_index)
@@ -190,6 +203,10 @@ class Daemon:
         if self.watcher is not None:
             self.loop.remove_reader(self.watcher.fileno())
             self.watcher.close()
+        try:
+            self._clean_accept_table()
+        except NftError as exc:
+            log.error("could not remove the nftables table: %s", exc)
         for path in self.sysctls.restore():
             log.warning("could not restore sysctl %s", path)
         if self.procs is not None:

@@ -45,6 +45,7 @@ class Wiring:
     on_change: Callable[["InstanceRunner"], None]          # state changed (sync groups, sd status)
     notify_script: str | None = None
     guardian: object | None = None
+    accept_filter: object | None = None   # linux.nft.AcceptModeFilter
 
 
 def auth_spec(auth: model.Auth | None) -> core_auth.AuthSpec:
@@ -105,6 +106,15 @@ class InstanceRunner:
                 lambda vm: vm.ipr.get_links(self.parent_index)[0].get("IFLA_ADDRESS"))
         self.sender = PacketSender(self.send_index)
         self.router = VirtualRouter(self.params())
+        if self.filters_vips:
+            # RFC 9568 §6.4.3-9: a non-owner master with accept = false takes no packets for
+            # the VIPs (ARP and NS/NA still pass). The rule is installed once: while backup the
+            # VIPs are not on the box, so it costs nothing at transition time.
+            self.w.accept_filter.add(cfg.name, self._vip_strings())
+
+    @property
+    def filters_vips(self) -> bool:
+        return not self.cfg.accept and not self.cfg.owner and self.w.accept_filter is not None
 
     def vmac_name(self) -> str:
         """Device name: vmacd-<vrid hex><4|6> plus the parent's index so two LANs never clash."""
@@ -132,6 +142,8 @@ class InstanceRunner:
             self.w.vmacs.release(self.parent_index)
         if self.sender is not None:
             self.sender.close()
+        if self.filters_vips:
+            self.w.accept_filter.remove(self.cfg.name)
         self.w.metrics.remove_instance(self.cfg.name)
 
     # ------------------------------------------------------------------ inputs
