@@ -101,16 +101,23 @@ gap = float(sys.argv[2])
 for i, h in enumerate(sys.argv[3:]):
     if i and gap:
         time.sleep(gap)
+    t = time.monotonic_ns()
     s.send(bytes.fromhex(h))
-    print(time.monotonic_ns(), flush=True)
+    print(t, time.monotonic_ns(), flush=True)
 """
 
 
-def send_frames(ns: str, ifname: str, frames: list[bytes], gap_s: float = 0.0) -> list[int]:
-    """Send raw Ethernet ``frames`` from ``ifname`` in ``ns``; returns each frame's send time (monotonic ns)."""
+def send_frames_timed(ns: str, ifname: str, frames: list[bytes], gap_s: float = 0.0) -> list[tuple[int, int]]:
+    """Send raw Ethernet ``frames`` from ``ifname`` in ``ns``; returns (before, after) send() per frame
+    (monotonic ns): the frame left between the two."""
     out = sh("ip", "netns", "exec", ns, sys.executable, "-c", _SEND_SCRIPT, ifname, str(gap_s),
              *(f.hex() for f in frames))
-    return [int(x) for x in out.split()]
+    return [(int(a), int(b)) for a, b in (line.split() for line in out.splitlines())]
+
+
+def send_frames(ns: str, ifname: str, frames: list[bytes], gap_s: float = 0.0) -> list[int]:
+    """Like :func:`send_frames_timed`; returns the time just after each send() (monotonic ns)."""
+    return [b for _a, b in send_frames_timed(ns, ifname, frames, gap_s)]
 
 
 def mac_bytes(mac: str) -> bytes:

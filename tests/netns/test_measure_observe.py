@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from measure_util import MiniLan, garp_frame, mac_bytes, send_frames, vrrp_frame, wait_for
+from measure_util import MiniLan, garp_frame, mac_bytes, send_frames_timed, vrrp_frame, wait_for
 from vmaclab.observe import (FdbWatcher, Observer, adverts, bridge_ports, decode_frame, fdb_moves, first_advert,
                              frames_from_mac, last_advert)
 
@@ -28,25 +28,24 @@ def test_observer_timestamps_frames_with_a_chosen_source_mac(lan, tmp_path):
     assert sorted(bridge_ports(br, "br0")) == ["p-c", "p-r1", "p-r2"]
     obs = Observer.start(br, ["p-r1", "p-c"], str(tmp_path / "obs.jsonl"))
     try:
-        sent = send_frames(lan.ns("r1"), "eth0", [vrrp_frame(PROBE_MAC, "192.0.2.1", 51, 200)] * 4, gap_s=0.02)
+        windows = send_frames_timed(lan.ns("r1"), "eth0", [vrrp_frame(PROBE_MAC, "192.0.2.1", 51, 200)] * 4,
+                                    gap_s=0.02)
         wait_for(lambda: len(frames_from_mac(obs.events(), PROBE_MAC, direction=None)) >= 8, 3, "8 frames")
     finally:
         events = obs.stop()
     rx = frames_from_mac(events, PROBE_MAC, ifname="p-r1")          # entering the bridge from r1
     tx = frames_from_mac(events, PROBE_MAC, ifname="p-c", direction="tx")  # flooded to the client
     assert len(rx) == 4 and len(tx) == 4
-    for frame, t_sent in zip(rx, sent):
-        # the sender notes its clock just after send(); the kernel stamp is a little earlier
-        assert t_sent - 5_000_000 <= frame["t_ns"] <= t_sent, (frame["t_ns"], t_sent)
+    for frame, (before, after) in zip(rx, windows):
+        # kernel receive stamp on the bridge port falls inside the sender's send() call
+        assert before <= frame["t_ns"] <= after, (before, frame["t_ns"], after)
         assert frame["ts"] == "kernel"
         assert (frame["kind"], frame["version"], frame["vrid"], frame["priority"]) == ("vrrp", 3, 51, 200)
         assert (frame["src_ip"], frame["dst_ip"], frame["ttl"], frame["interval_ms"]) == (
             "192.0.2.1", "224.0.0.18", 255, 100)
-    gaps = [(b["t_ns"] - a["t_ns"]) / 1e6 for a, b in zip(rx, rx[1:])]
-    assert all(15 <= g <= 60 for g in gaps), gaps
     assert last_advert(events, src_mac=PROBE_MAC)["t_ns"] == rx[-1]["t_ns"]
     assert first_advert(events, after_ns=rx[0]["t_ns"] + 1, src_mac=PROBE_MAC)["t_ns"] == rx[1]["t_ns"]
-    assert frames_from_mac(events, PROBE_MAC, after_ns=sent[-1] + 1) == []
+    assert frames_from_mac(events, PROBE_MAC, after_ns=windows[-1][1] + 1) == []
     assert adverts(events, vrid=52) == []
 
 
@@ -54,16 +53,16 @@ def test_fdb_watcher_sees_a_mac_move_between_ports(lan, tmp_path):
     mac = "02:00:5e:00:77:01"
     w = FdbWatcher.start(lan.ns("br"), "br0", str(tmp_path / "fdb.jsonl"))
     try:
-        t1 = send_frames(lan.ns("r1"), "eth0", [garp_frame(mac, "192.0.2.77")])[0]
+        (b1, t1), = send_frames_timed(lan.ns("r1"), "eth0", [garp_frame(mac, "192.0.2.77")])
         wait_for(lambda: fdb_moves(w.events(), mac), 3, "first learning")
-        t2 = send_frames(lan.ns("r2"), "eth0", [garp_frame(mac, "192.0.2.77")])[0]
+        (b2, t2), = send_frames_timed(lan.ns("r2"), "eth0", [garp_frame(mac, "192.0.2.77")])
         wait_for(lambda: len(fdb_moves(w.events(), mac)) >= 2, 3, "the move")
     finally:
         events = w.stop()
     moves = fdb_moves(events, mac)
     assert [(m["from"], m["to"]) for m in moves] == [(None, "p-r1"), ("p-r1", "p-r2")]
-    assert t1 - 5_000_000 <= moves[0]["t_ns"] <= t1 + 50_000_000
-    assert t2 - 5_000_000 <= moves[1]["t_ns"] <= t2 + 50_000_000
+    assert b1 <= moves[0]["t_ns"] <= t1 + 50_000_000  # netlink event read after the frame left
+    assert b2 <= moves[1]["t_ns"] <= t2 + 50_000_000
     assert any(e["event"] == "dump" and e["permanent"] for e in events)  # initial table was read
 
 

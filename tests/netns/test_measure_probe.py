@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from measure_util import ADDRS, VIP, VMAC, MiniLan, garp_frame, send_frames, sh
+from measure_util import ADDRS, VIP, VMAC, MiniLan, garp_frame, send_frames_timed, sh
 from vmaclab.observe import Observer, fdb_moves, frames_from_mac, gratuitous_arps, neigh_entry, neigh_mac
 from vmaclab.prober import EchoServer, Prober, load_results
 
@@ -58,7 +58,7 @@ def moved(lan, tmp_path_factory):
         r2 = lan.ns("r2")
         sh("ip", "-n", r2, "link", "set", "vip0", "up")
         sh("ip", "-n", r2, "addr", "add", VIP + "/32", "dev", "vip0")
-        t_up = send_frames(r2, "vip0", [garp_frame(VMAC, VIP)])[0]
+        t_garp, t_up = send_frames_timed(r2, "vip0", [garp_frame(VMAC, VIP)])[0]
         sleep_until(t_up + 500_000_000)
         summary = prober.stop()
         events = obs.stop()
@@ -68,7 +68,7 @@ def moved(lan, tmp_path_factory):
         obs.proc.kill()
         raise
     return {"summary": summary, "prober": prober, "events": events, "t_before": t_before, "t_down": t_down,
-            "t_up": t_up, "dir": d, "arp": neigh_entry(lan.ns("c"), VIP)}
+            "t_garp": t_garp, "t_up": t_up, "dir": d, "arp": neigh_entry(lan.ns("c"), VIP)}
 
 
 def test_echo_names_router_and_answers_from_the_address_probed(lan, tmp_path):
@@ -88,7 +88,7 @@ def test_outage_matches_injected_hole(moved):
     # measured: last reply before the hole .. first reply after the GARP; within one interval + slack
     assert abs(s.outage_ms - injected_ms) <= 40.0, (s.outage_ms, injected_ms)
     assert not s.outage_open
-    assert s.outage_start_ns <= moved["t_down"] and s.outage_end_ns >= moved["t_up"]
+    assert s.outage_start_ns <= moved["t_down"] and s.outage_end_ns >= moved["t_garp"]
     expected_lost = injected_ms / INTERVAL_MS
     assert expected_lost - 8 <= s.lost <= expected_lost + 2, (s.lost, expected_lost)
     assert len(s.loss_intervals) == 1 and s.loss_intervals[0][2] == s.lost
@@ -98,7 +98,7 @@ def test_responder_switches_from_r1_to_r2(moved):
     s = moved["summary"]
     assert [seg["responder"] for seg in s.responders] == ["r1", "r2"]
     assert len(s.switches) == 1 and s.switches[0]["from"] == "r1" and s.switches[0]["to"] == "r2"
-    assert moved["t_up"] <= s.switches[0]["t_ns"] <= moved["t_up"] + int(3 * INTERVAL_MS * 1e6)
+    assert moved["t_garp"] <= s.switches[0]["t_ns"] <= moved["t_up"] + int(3 * INTERVAL_MS * 1e6)
 
 
 def test_prober_jitter_is_reported_and_small(moved):
@@ -106,7 +106,7 @@ def test_prober_jitter_is_reported_and_small(moved):
     print(f"prober send lateness us: {s.jitter_us}  rtt ms: {s.rtt_ms}")
     assert set(s.jitter_us) == {"p50", "p99", "max"}
     assert 0 <= s.jitter_us["p50"] <= s.jitter_us["p99"] <= s.jitter_us["max"]
-    assert s.jitter_us["p99"] < 3000.0, s.jitter_us  # generous: 60% of the 5 ms interval
+    assert s.jitter_us["p99"] < 5000.0, s.jitter_us  # generous: one interval (idle box: ~0.1-0.8 ms)
     meta, results = load_results(str(moved["dir"] / "probes.jsonl"))
     assert meta["interval_ms"] == INTERVAL_MS and len(results) == s.sent
     sends = [r.sent_ns - r.late_ns for r in results]  # scheduled deadlines: exact multiples
@@ -122,7 +122,7 @@ def test_fdb_moves_vmac_to_new_port_at_the_garp(moved):
 def test_observer_sees_garp_and_silence_of_old_box(moved):
     garps = [g for g in gratuitous_arps(moved["events"], ip=VIP) if g["ifname"] == "p-r2"]
     assert len(garps) == 1 and garps[0]["src_mac"] == VMAC and garps[0]["ts"] == "kernel"
-    assert moved["t_up"] - 5_000_000 <= garps[0]["t_ns"] <= moved["t_up"]
+    assert moved["t_garp"] <= garps[0]["t_ns"] <= moved["t_up"]  # kernel stamp inside the send() call
     assert frames_from_mac(moved["events"], VMAC, after_ns=moved["t_down"], ifname="p-r1") == []
     before = frames_from_mac(moved["events"], VMAC, ifname="p-r1")
     assert before == [] or before[-1]["t_ns"] < moved["t_down"]
