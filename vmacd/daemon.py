@@ -27,6 +27,7 @@ from vmacd.core import groups, wire
 from vmacd.core.events import LinkChanged, Maintenance, Shutdown, Startup, TrackChanged
 from vmacd.instance import InstanceRunner, Wiring
 from vmacd.linux import netlink, sockets
+from vmacd.linux.guardian import Guardian, GuardianError
 from vmacd.linux.nft import AcceptModeFilter, NftError
 from vmacd.linux.nlthread import ThreadedVmacs
 from vmacd.linux.sdnotify import Notifier
@@ -96,11 +97,7 @@ class Daemon:
         for left in self.vmacs.adopt_or_clean(keep=names):
             log.warning("cleaned leftover of a previous run: %s %s (%s)", left.kind, left.ifname,
                         left.action)
-        try:  # TEMP until guardian lands
-            from vmacd.linux.guardian import Guardian
-            self.guardian = Guardian.start()
-        except ImportError:
-            self.guardian = None
+        self.guardian = Guardian.start()
         self.procs = SerialRunner()
         self._clean_accept_table()
         if self.config.global_.metrics_enabled:
@@ -216,7 +213,10 @@ class Daemon:
                 log.warning("stop commands still running at exit: killed")
             await self.procs.close()
         if self.guardian is not None:
-            self.guardian.stop()
+            try:            # a clean stop: everything is released already, nothing to guard
+                self.guardian.disarm()
+            except GuardianError as exc:
+                log.warning("%s", exc)
         self.metrics.close()
         self.vmacs.close()
 

@@ -100,7 +100,7 @@ class InstanceRunner:
             self.send_index = self.vmac.ifindex
             self.src_mac = self.vmac.mac
             if self.w.guardian is not None:
-                self.w.guardian.watch(self.vmac.ifindex, self.vmac.ifname)
+                self.w.guardian.own(self.vmac.ifindex)
         else:
             self.src_mac = self.w.vmacs.call(
                 lambda vm: vm.ipr.get_links(self.parent_index)[0].get("IFLA_ADDRESS"))
@@ -137,7 +137,7 @@ class InstanceRunner:
         if self.vmac is not None:
             self.w.vmacs.delete(self.vmac)
             if self.w.guardian is not None:
-                self.w.guardian.unwatch(self.vmac.ifindex)
+                self.w.guardian.disown(self.vmac.ifindex)
         elif self.router is not None and self.router.holds_vips:
             self.w.vmacs.release(self.parent_index)
         if self.sender is not None:
@@ -274,6 +274,9 @@ class InstanceRunner:
 
     def _claim(self) -> None:
         target = self.vmac if self.vmac is not None else self.parent_index
+        if self.vmac is None and self.w.guardian is not None:
+            for vip in self._vip_strings():      # vmac = false: the guardian removes them
+                self.w.guardian.vip(self.parent_index, vip)
         self.w.vmacs.claim(target, self._vip_strings())
         if self.cfg.garp_refresh:
             self._schedule_refresh()
@@ -284,6 +287,9 @@ class InstanceRunner:
             self._refresh = None
         target = self.vmac if self.vmac is not None else self.parent_index
         self.w.vmacs.release(target)
+        if self.vmac is None and self.w.guardian is not None:
+            for vip in self._vip_strings():
+                self.w.guardian.unvip(self.parent_index, vip)
 
     def _announce(self, repeat: int) -> None:
         frames = self.announce_frames()
