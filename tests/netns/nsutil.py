@@ -13,6 +13,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from typing import Self
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -20,7 +21,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def run(*argv: str, check: bool = True, input: str | None = None) -> str:
     """Run one command; return stdout; raise with stderr on failure when `check`."""
-    res = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=30)
+    res = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=30,
+                         check=False)
     if check and res.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} -> {res.returncode}: {res.stderr.strip()}")
     return res.stdout
@@ -95,7 +97,7 @@ class Netns:
             run("ip", "netns", "del", name, check=False)
         self.names.clear()
 
-    def __enter__(self) -> "Netns":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import time
 
+import nsutil
 import pytest
 
-import nsutil
 from vmacd.linux import netlink
 
 FAKE_DAEMON = """
@@ -53,6 +53,14 @@ def start_fake(r1, mode):
     return proc, int(proc.stdout.readline())
 
 
+def exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def v4addrs(n, ns, dev):
     return {f"{a['local']}/{a['prefixlen']}" for a in
             json.loads(n.ip(ns, "-4", "-j", "addr", "show", "dev", dev))[0]["addr_info"]}
@@ -82,8 +90,7 @@ def test_guardian_downs_vmac_within_50ms_of_sigkill(lab):
         nsutil.wait_until(lambda: "198.51.100.254/24" not in v4addrs(n, r1, "eth0"), 1)
         assert "203.0.113.254/24" in v4addrs(n, r1, "eth0")     # forgotten, so left alone
         # the guardian survived the group SIGKILL, did its job and exited by itself
-        nsutil.wait_until(lambda: not os.path.exists(f"/proc/{gpid}") or
-                          open(f"/proc/{gpid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z", 2)
+        nsutil.wait_until(lambda: exited(gpid), 2)
     finally:
         proc.kill()
         proc.wait()
@@ -91,7 +98,7 @@ def test_guardian_downs_vmac_within_50ms_of_sigkill(lab):
 
 def test_disarmed_guardian_touches_nothing_and_ignores_sigterm(lab):
     n, r1 = lab
-    proc, gpid = start_fake(r1, "disarm")
+    proc, _gpid = start_fake(r1, "disarm")
     try:
         assert proc.stdout.readline().strip() == "disarmed"
         os.killpg(proc.pid, signal.SIGKILL)
@@ -123,6 +130,6 @@ def test_guardian_ignores_sigterm(lab):
 
 def test_guardian_bad_fd_is_a_message():
     res = subprocess.run([sys.executable, "-m", "vmacd.linux.guardian", "--fd", "987"],
-                         capture_output=True, text=True, timeout=30)
+                         capture_output=True, text=True, timeout=30, check=False)
     assert res.returncode == 2 and "fd 987 is not open" in res.stderr
     assert "Traceback" not in res.stderr

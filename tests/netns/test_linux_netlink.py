@@ -11,9 +11,9 @@ import subprocess
 import sys
 import time
 
+import nsutil
 import pytest
 
-import nsutil
 from vmacd.linux import netlink, sysctl
 from vmacd.linux.link import PacketSender
 
@@ -35,7 +35,7 @@ def lab():
 
 @pytest.fixture
 def mgr(lab):
-    n, r1, _ = lab
+    _, r1, _ = lab
     with nsutil.entered(r1):
         m = netlink.VmacManager()
     try:

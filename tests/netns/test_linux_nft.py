@@ -8,9 +8,9 @@ import socket
 import struct
 import time
 
+import nsutil
 import pytest
 
-import nsutil
 from vmacd.linux import netlink, sysctl
 from vmacd.linux.nft import AcceptModeFilter, NftError
 
@@ -112,7 +112,7 @@ def test_accept_false_drops_vip_traffic_but_not_arp_or_nd(lab):
 
 
 def test_nft_errors_are_messages(lab):
-    n, r1, _, _ = lab
+    _, r1, _, _ = lab
     with nsutil.entered(r1):
         with pytest.raises(NftError, match="not found"):
             AcceptModeFilter(nft="/nonexistent/nft").add("x", ["192.0.2.9"])

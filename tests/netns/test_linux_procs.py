@@ -3,12 +3,17 @@ No namespace needed, but it lives with the other vmacd.linux tests."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
 import pytest
 
-from vmacd.linux.procs import Result, ScriptRunner, SerialRunner, notify_argv, run_command
+from vmacd.linux.procs import (
+    Result,
+    ScriptRunner,
+    SerialRunner,
+    notify_argv,
+    run_command,
+)
 
 
 def test_run_command_results(tmp_path):
@@ -121,8 +126,8 @@ def test_serial_runner_order_per_key_and_parallel_keys(tmp_path):
     lan = [t for t in order if t.startswith("a")]
     assert lan == ["a1", "a2", "a4", "a5"]
     assert lines.index("b1") < lines.index("a2")  # the other key did not wait for a1
-    a1_end = [i for i in range(0, len(lines), 2) if lines[i:i + 2] == ["end", "a1"]][0]
-    a2_start = [i for i in range(0, len(lines), 2) if lines[i:i + 2] == ["start", "a2"]][0]
+    a1_end = next(i for i in range(0, len(lines), 2) if lines[i:i + 2] == ["end", "a1"])
+    a2_start = next(i for i in range(0, len(lines), 2) if lines[i:i + 2] == ["start", "a2"])
     assert a1_end < a2_start                      # one at a time
     assert [t for t, _ in done] == ["b1", "a1", "a2", "a3", "a5"]
     assert dict(done)["a3"].timed_out and dict(done)["a1"].ok

@@ -7,13 +7,13 @@ import select
 import socket
 import time
 
+import nsutil
 import pytest
 from scapy.layers.inet import IP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.vrrp import VRRPv3
 
-import nsutil
 from vmacd.linux import netlink
 from vmacd.linux.link import PacketSender
 from vmacd.linux.sockets import IPPROTO_VRRP, VrrpSocket
@@ -69,7 +69,7 @@ def v6_frame(hlim=255, src_ip="fe80::a1", mac=VMAC6):
 @pytest.mark.rfc("9568-7.2-3")
 @pytest.mark.rfc("9568-7.2-4")
 def test_v4_advert_from_vmac_received_with_ttl_and_ifindex(lab):
-    n, r1, r2, v4, _ = lab
+    _, r1, r2, v4, _ = lab
     with nsutil.entered(r2):
         rx = VrrpSocket(4)
         eth0 = socket.if_nametoindex("eth0")
@@ -101,7 +101,7 @@ def test_v4_advert_from_vmac_received_with_ttl_and_ifindex(lab):
 @pytest.mark.rfc("9568-5.1.2.3-2")
 @pytest.mark.rfc("9568-7.2-5")
 def test_v6_advert_hop_limit_from_cmsg(lab):
-    n, r1, r2, _, v6 = lab
+    _, r1, r2, _, v6 = lab
     with nsutil.entered(r2):
         rx = VrrpSocket(6)
         eth0 = socket.if_nametoindex("eth0")
@@ -132,7 +132,7 @@ def test_private_mode_split_brain_advert_arrives_on_the_macvlan(lab):
     """Two masters with the same vMAC: in private mode r2's copy of r1's advert is handed only to
     r2's up vMAC (source MAC = a local macvlan's MAC). Joined there too, it is still received;
     the daemon maps that ifindex back to the parent. With r2's vMAC down it comes on the parent."""
-    n, r1, r2, v4, _ = lab
+    _, r1, r2, v4, _ = lab
     with nsutil.entered(r2):
         mgr = netlink.VmacManager()
         mine = mgr.create("lan", "eth0", 51, 4)
@@ -161,7 +161,7 @@ def test_private_mode_split_brain_advert_arrives_on_the_macvlan(lab):
 @pytest.mark.parametrize("family,peer,src", [(4, "192.0.2.2", "192.0.2.1"),
                                              (6, "2001:db8::a2", "2001:db8::a1")])
 def test_unicast_send_ttl_255(lab, family, peer, src):
-    n, r1, r2, _, _ = lab
+    _, r1, r2, _, _ = lab
     with nsutil.entered(r2):
         rx = VrrpSocket(family)                       # no group join in unicast mode
     with nsutil.entered(r1):
@@ -179,7 +179,7 @@ def test_unicast_send_ttl_255(lab, family, peer, src):
 
 
 def test_ah_socket_and_errors(lab):
-    n, r1, r2, v4, _ = lab
+    _, r1, r2, v4, _ = lab
     with nsutil.entered(r2):
         rx = VrrpSocket(4, proto=51)
         rx.join(socket.if_nametoindex("eth0"))

@@ -46,7 +46,7 @@ class Guardian:
         return self.proc.pid
 
     @classmethod
-    def start(cls, timeout: float = 10.0) -> "Guardian":
+    def start(cls, timeout: float = 10.0) -> Guardian:
         """Spawn the guardian and wait until it has its netlink socket open."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

@@ -77,8 +77,8 @@ class AcceptModeFilter:
         for chain in ("input", "forward"):
             lines += [f"  chain {chain} {{",
                       f"    type filter hook {chain} priority {PRIORITY}; policy accept;",
-                      "    ip6 daddr @vips6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }"
-                      " accept",
+                      ("    ip6 daddr @vips6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }"
+                       " accept"),
                       "    ip daddr @vips4 drop",
                       "    ip6 daddr @vips6 drop",
                       "  }"]

@@ -64,7 +64,7 @@ async def run_command(argv: Sequence[str], timeout: float) -> Result:
                       f"cannot run {argv[0]}: {exc.strerror}")
     try:
         rc = await asyncio.wait_for(proc.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         _kill_group(proc.pid)
         await proc.wait()
         return Result(tuple(argv), None, True, time.monotonic() - start,
@@ -81,7 +81,7 @@ def _safe(callback: Callable[..., object], *args: object) -> None:
     """Run a daemon callback; a bug in it is logged, never kills the runner."""
     try:
         callback(*args)
-    except Exception:  # noqa: BLE001 - the runner must survive its callbacks
+    except Exception:
         log.exception("callback %r failed", callback)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
+from typing import Self
 
 ROOT = "/proc/sys/net"
 
@@ -108,7 +109,7 @@ class SysctlGuard:
         self._saved.clear()
         return errors
 
-    def __enter__(self) -> "SysctlGuard":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
