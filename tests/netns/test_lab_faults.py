@@ -21,11 +21,12 @@ def _topo() -> Topology:
 def test_loss_drops_about_the_share_asked(lab) -> None:
     lb = lab(_topo())
     fault(lb, None, "loss", percent=30, lan="lan")
-    # 400 multicast frames flooded to 4 ports = 1600 forwarding decisions, 30 % dropped
+    # 400 multicast frames from x1 flooded to the 3 other ports = 1200 forwarding decisions,
+    # 30 % of them dropped: 360 expected, sd ~16; the bounds are wide on purpose
     sent = fault(lb, None, "forge", node="x1", vrid=99, count=400)["sent"]
     assert sent == 400
     dropped = counters(lb, "lan")["loss 30%"]["packets"]
-    assert 1600 * 0.2 < dropped < 1600 * 0.4, dropped
+    assert 1200 * 0.2 < dropped < 1200 * 0.4, dropped
     fault(lb, None, "heal", lan="lan")
     assert counters(lb, "lan") == {}
 
