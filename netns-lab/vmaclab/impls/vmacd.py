@@ -139,6 +139,10 @@ class Vmacd(Router):
     def term_pids(self) -> list[int]:
         return self.vrrp_pids()
 
+    def kill_daemon(self) -> None:
+        """`kill`: SIGKILL the daemon only; the guardian must survive to take the vMACs down."""
+        kill(self.pids().get("vmacd"), signal.SIGKILL)
+
     def crash_kill(self) -> None:
         """The box is gone: daemon and guardian die at the same instant."""
         p = self.pids()

@@ -1,0 +1,66 @@
+"""Hard death (SPEC §3, issue #4 item 7): SIGKILL of the master's vmacd (fault `kill`, the
+guardian child survives). The dead box must not fight the new master: its vMAC goes down and it
+sends no frame from the vMAC once the new master has taken over; a restarted vmacd cleans or
+adopts the leftovers (one vmacd macvlan, no stray VIP) and rejoins as backup.
+"""
+from __future__ import annotations
+
+import time
+
+from daemon_util import (FAILOVER_BOUND_S, VMAC4, addresses, capture, fdb_ports, fleet, port,
+                         probe, sent_from, sleep_observing, up_links_with_mac, vmacd_links)
+from vmaclab.faults import fault
+from vmaclab.util import pid_alive, wait_until
+
+__all__ = ["fleet"]
+
+
+def test_sigkill_leaves_no_fighting_box_and_restart_adopts(fleet) -> None:
+    lab = fleet.lab
+    vip = lab.vip("lan")
+    # preempt off: the restarted r1 (higher priority) must come back as backup and stay there
+    r1 = fleet.start("r1", 200, preempt=False)
+    wait_until(lambda: r1.state() == "master", 10.0, what="r1 master")
+    r2 = fleet.start("r2", 100, preempt=False)
+    wait_until(lambda: r2.state() == "backup", 10.0, what="r2 backup")
+    guardian = r1.pids().get("guardian")
+    assert guardian, f"no guardian child of vmacd on r1: {r1.pids()}"
+    fleet.echo(["r1", "r2"])
+    obs = capture(fleet)
+    prober = probe(fleet)             # client traffic the dead box could still answer
+    sleep_observing(1.0)
+
+    done = fault(lab, r1, "kill")
+    wait_until(lambda: not pid_alive(done["pids"][0]), 2.0, what="vmacd SIGKILLed")
+    # the guardian takes the vMAC down the moment the daemon is gone (the VIP may stay on the
+    # down macvlan: the kernel drops its local route, nothing answers for it)
+    wait_until(lambda: not up_links_with_mac(lab, "r1", VMAC4), 1.0,
+               what=f"r1's vMAC down after SIGKILL (up: {up_links_with_mac(lab, 'r1', VMAC4)})")
+    wait_until(lambda: r2.state() == "master", FAILOVER_BOUND_S, interval=0.005, what="r2 master")
+    sleep_observing(1.5)
+    summary = prober.stop()
+    events = obs.stop()
+    t_fault = int(done["t"] * 1e9)
+    firsts = sent_from(events, port(lab, "r2"), VMAC4, after_ns=t_fault)
+    assert firsts, "no frame from the new master's vMAC"
+    t_taken = firsts[0]["t_ns"]
+    print(f"\nkill: new master's first vMAC frame {(t_taken - t_fault) / 1e6:.0f} ms after SIGKILL; "
+          f"client lost {summary.lost} of {summary.sent} probes; dead box frames after takeover: "
+          f"{len(sent_from(events, port(lab, 'r1'), VMAC4, after_ns=t_taken))}")
+    assert sent_from(events, port(lab, "r1"), VMAC4, before_ns=t_fault)     # the capture works
+    assert not sent_from(events, port(lab, "r1"), VMAC4, after_ns=t_taken)
+    assert fdb_ports(lab, VMAC4) == [port(lab, "r2")]
+    assert not pid_alive(guardian), "the guardian outlived its job"
+
+    # restart on the dead box: leftovers adopted or cleaned, rejoins as backup
+    r1b = fleet.start("r1", 200, preempt=False)
+    wait_until(lambda: r1b.state() == "backup", 5.0, what="restarted r1 backup")
+    sleep_observing(1.0)          # several of r2's adverts: r1 must stay backup (no preempt)
+    assert (r1b.state(), r2.state()) == ("backup", "master")
+    mv = vmacd_links(lab, "r1")
+    assert len(mv) == 1, [lk["ifname"] for lk in mv]
+    assert mv[0].get("ifalias") == "vmacd:lan" and mv[0]["address"] == VMAC4
+    assert "UP" not in mv[0]["flags"]
+    assert vip not in addresses(lab, "r1")
+    assert addresses(lab, "r2").count(vip) == 1
+    assert time.monotonic() > done["t"]
