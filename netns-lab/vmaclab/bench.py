@@ -6,11 +6,15 @@ import json
 import statistics
 from pathlib import Path
 
-from . import scenario
+from . import scenario, timeline
 from .util import log, parse_duration_ms
 
 KEYS = ("impl", "event", "advert_ms", "run", "outage_ms", "lost", "mdi_ms", "skew_ms", "old_master",
         "new_master")
+#: beyond SPEC §8: takeover_ms = new master's state change (its first advert on the wire, else its
+#: state report) minus the fault; notify_ms = the state report; expected_ms = when RFC 9568 says
+#: the backup takes over (last advert heard + MDI; priority 0 + Skew_Time for term)
+EXTRA = ("takeover_ms", "notify_ms", "expected_ms")
 
 
 def plan(impls: list[str], events: list[str], adverts: list[int], runs: int) -> list[tuple]:
@@ -25,30 +29,55 @@ def one(impl: str, event: str, advert_ms: int, run: int, topo: str, out: Path | 
     try:
         rec = scenario.run(sc, out)
         row = {k: rec.get(k) for k in KEYS}
+        a = timeline.analyze(rec)
+        row.update(takeover_ms=a["takeover_ms"], notify_ms=a["notify_ms"],
+                   expected_ms=a["expected_ms"], record=rec.get("meta", {}).get("json"))
     except Exception as exc:  # one broken run must not stop the others
         log.warning("%s %s %s run %d: %s", impl, event, advert_ms, run, exc)
-        row = {k: None for k in KEYS} | {"impl": impl, "event": event, "advert_ms": advert_ms,
+        row = {k: None for k in KEYS + EXTRA} | {"impl": impl, "event": event, "advert_ms": advert_ms,
                                          "run": run, "error": str(exc).splitlines()[0]}
     return row
 
 
+def _med(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
 def table(rows: list[dict]) -> str:
-    """median/min/max outage per (impl, event, advert) beside the RFC Master_Down_Interval."""
+    """Per (event, advert, impl): outage median/min/max beside the RFC bounds, lost probes, takeover
+    median and the median-outage ratio to keepalived's (same event and advert)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["event"], r["advert_ms"], r["impl"]), []).append(r)
-    lines = [f"{'event':9} {'advert':>7} {'impl':11} {'runs':>4} {'median':>8} {'min':>8} {'max':>8}"
-             f" {'MDI':>7} {'lost':>5}"]
-    for (event, adv, impl), rs in sorted(groups.items()):
+    ka = {(e, a): _med(rs, "outage_ms") for (e, a, i), rs in groups.items() if i == "keepalived"}
+    lines = [f"{'event':9} {'advert':>7} {'impl':11} {'runs':>5} {'median':>8} {'min':>8} {'max':>8}"
+             f" {'MDI':>7} {'skew':>6} {'lost':>5} {'takeover':>9} {'vs keepalived':>13}",
+             f"{'':9} {'':>7} {'':11} {'':>5} {'outage ms (client-observed)':>26}"
+             f" {'RFC ms':>14} {'med':>5} {'median ms':>9} {'median outage':>13}"]
+    order = {"vmacd": 0, "keepalived": 1, "frr": 2}
+    for (event, adv, impl), rs in sorted(groups.items(),
+                                         key=lambda kv: (kv[0][0], -kv[0][1], order.get(kv[0][2], 9),
+                                                         kv[0][2])):
         vals = [r["outage_ms"] for r in rs if r["outage_ms"] is not None]
-        mdi = next((r["mdi_ms"] for r in rs if r["mdi_ms"] is not None), None)
-        lost = [r["lost"] for r in rs if r["lost"] is not None]
+        mdi = next((r["mdi_ms"] for r in rs if r.get("mdi_ms") is not None), None)
+        skew = next((r["skew_ms"] for r in rs if r.get("skew_ms") is not None), None)
+        lost = _med(rs, "lost")
+        take = _med(rs, "takeover_ms")
         fmt = (lambda v: f"{v:8.1f}")
         stats = (fmt(statistics.median(vals)) + " " + fmt(min(vals)) + " " + fmt(max(vals))) if vals \
             else f"{'-':>8} {'-':>8} {'-':>8}"
-        lines.append(f"{event:9} {adv:>5}ms {impl:11} {len(vals):>2}/{len(rs):<1} {stats} "
-                     f"{(f'{mdi:7.0f}' if mdi else '      -')} "
-                     f"{(statistics.median(lost) if lost else '-'):>5}")
+        base = ka.get((event, adv))
+        if not vals or base is None:
+            ratio = "-"
+        elif base <= 0:
+            ratio = "n/a (ka 0)"
+        else:
+            ratio = f"{statistics.median(vals) / base:.2f}x"
+        lines.append(f"{event:9} {adv:>5}ms {impl:11} {len(vals):>2}/{len(rs):<2} {stats} "
+                     f"{(f'{mdi:7.1f}' if mdi else '      -')} {(f'{skew:6.1f}' if skew else '     -')} "
+                     f"{(f'{lost:5g}' if lost is not None else '    -')} "
+                     f"{(f'{take:9.1f}' if take is not None else '        -')} {ratio:>13}")
     return "\n".join(lines)
 
 
@@ -61,8 +90,11 @@ def main(args: argparse.Namespace) -> int:
     rows = []
     for n, adv, event, impl in plan(impl_list, events, adverts, args.runs):
         row = one(impl, event, adv, n, args.topo, out)
+        take = row.get("takeover_ms")
         print(f"run {n} {impl:10} {event:8} {adv:5} ms: "
-              + (f"{row['outage_ms']:.1f} ms" if row["outage_ms"] is not None
+              + (f"outage {row['outage_ms']:.1f} ms, lost {row['lost']}, takeover "
+                 + (f"{take:.1f} ms" if take is not None else "-")
+                 if row["outage_ms"] is not None
                  else f"no figure ({row.get('error', 'no new master')})"), flush=True)
         rows.append(row)
     print(table(rows))

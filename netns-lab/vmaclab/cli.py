@@ -80,9 +80,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The demo scenario (3 routers + client, crash of the master) with --impl (vmacd default)."""
-    args.scenario, args.event, args.advert = str(SCENARIO_DIR / "demo.toml"), None, None
-    return cmd_run(args)
+    """The demo scenario (3 routers + client, crash of the master) with --impl (vmacd default):
+    prints the failover timeline; exit 1 when no failover happened."""
+    from . import scenario, timeline
+    overrides = {"impl": args.impl}
+    if args.event:
+        overrides["event"] = args.event
+    if args.advert:
+        overrides["advert_ms"] = args.advert
+    print(f"vmac-lab demo: 3 routers + client in network namespaces, {args.impl}, "
+          f"{args.event or 'crash'} of the master ...", flush=True)
+    rec = scenario.run_file(SCENARIO_DIR / "demo.toml", out_dir=Path(args.out), **overrides)
+    print()
+    print(timeline.render(rec, png=rec.get("meta", {}).get("png")))
+    print()
+    print(scenario.summary_line(rec))
+    ok = rec.get("new_master") is not None and rec.get("outage_ms") is not None
+    if not ok:
+        print("vmac-lab demo: NO FAILOVER: no backup became master", file=sys.stderr)
+    return 0 if ok else 1
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -113,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"{name} a failover scenario")
         if name == "run":
             p.add_argument("scenario", help="name under netns-lab/scenarios or a path")
-            p.add_argument("--event")
-            p.add_argument("--advert")
+        p.add_argument("--event")
+        p.add_argument("--advert")
         p.add_argument("--impl", default="vmacd" if name == "demo" else None)
         p.add_argument("--out", default="lab-out", help="directory for records")
         p.set_defaults(func=func)

@@ -31,6 +31,12 @@ _ROUTER_SYSCTLS = ("net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.default.arp_
 _NODE_SYSCTLS = ("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
                  "net.ipv6.conf.all.dad_transmits=0", "net.ipv6.conf.default.dad_transmits=0")
 _BRIDGE_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+# With br_netfilter loaded (Docker, k8s hosts) a new namespace gets bridge-nf-call-*=1: bridged
+# frames then pass iptables and the bridge silently drops IPv4 frames with a bad header checksum
+# (the lab's forge/flood send such frames on purpose). Off in every bridge namespace; `-e` skips
+# keys that do not exist (br_netfilter not loaded).
+_BRIDGE_NF_SYSCTLS = ("net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0",
+                      "net.bridge.bridge-nf-call-arptables=0")
 
 
 class Lab:
@@ -169,6 +175,7 @@ class Lab:
         run(["ip", "-n", ns, "link", "add", br, "type", "bridge", "mcast_snooping", "0",
              "forward_delay", "0", "stp_state", "0"])
         run(["ip", "-n", ns, "link", "set", br, "up"])
+        run(["ip", "netns", "exec", ns, "sysctl", "-e", "-qw", *_BRIDGE_NF_SYSCTLS])
 
     def _make_node(self, node: str) -> None:
         ns, kind = self.ns(node), self.topo.nodes[node].kind

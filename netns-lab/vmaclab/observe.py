@@ -24,6 +24,7 @@ FDB lines (``"type": "fdb"``) come from RTM_NEWNEIGH/RTM_DELNEIGH netlink events
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import json
 import select
@@ -197,6 +198,12 @@ def _read_packets(sock: socket.socket, write) -> None:
             data, anc, _fl, addr = sock.recvmsg(65535, socket.CMSG_SPACE(16))
         except (BlockingIOError, InterruptedError):
             return
+        except OSError as exc:
+            # a `crash` sets the bridge port down (ENETDOWN) or it vanishes (ENXIO): the socket
+            # stays bound and delivers again if the port comes back, so keep capturing
+            if exc.errno in (errno.ENETDOWN, errno.ENXIO):
+                return
+            raise
         mono, real = time.monotonic_ns(), time.time_ns()
         t_ns, ts = mono, "user"
         for level, ctype, cdata in anc:
@@ -237,7 +244,12 @@ def capture(out_path: str, ifaces: list[str], fdb_bridge: str | None, kinds: set
                 if socks[s] == "pkt":
                     _read_packets(s, write)
                     continue
-                data = s.recv(1 << 16)
+                try:
+                    data = s.recv(1 << 16)
+                except OSError as exc:   # ENOBUFS: netlink overrun, events lost; go on
+                    if exc.errno != errno.ENOBUFS:
+                        raise
+                    continue
                 now = time.monotonic_ns()
                 for ev in parse_fdb_messages(data, master):
                     write({"t_ns": now, **ev})

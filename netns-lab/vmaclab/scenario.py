@@ -93,7 +93,10 @@ def run(sc: Scenario, out_dir: Path | None = None) -> dict:
         rec = RunRecord(impl=sc.impl, event=sc.event, advert_ms=sc.advert_ms, run=sc.run,
                         backup_priority=backup_prio, old_master=old.node,
                         nodes=[r.node for r in rs], meta={"prefix": lab.prefix, "vrid": sc.vrid,
-                                                          "version": sc.version})
+                                                          "version": sc.version,
+                                                          "vip": lab.vip(sc.lan),
+                                                          "priorities": {r.node: r.cfg.priority
+                                                                         for r in rs}})
         client = lab.topo.clients()[0]
         echoes = [EchoServer.start(lab.ns(r.node), r.node) for r in rs]
         obs = None
@@ -143,12 +146,14 @@ def _save(rec, sc: Scenario, out_dir: Path | None) -> dict:
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = out_dir / f"{sc.impl}-{sc.event}-{sc.advert_ms}ms-run{sc.run}"
-        rec.save(str(stem.with_suffix(".json")))
+        rec.meta["json"] = str(stem.with_suffix(".json"))
         try:
             from .plot import plot_timeline
             plot_timeline(rec, str(stem.with_suffix(".png")))
+            rec.meta["png"] = str(stem.with_suffix(".png"))
         except Exception as exc:  # a missing plot must not lose the measurement
             log.warning("plot failed: %s", exc)
+        rec.save(str(stem.with_suffix(".json")))
     return rec.to_dict()
 
 

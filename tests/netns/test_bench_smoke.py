@@ -1,0 +1,48 @@
+"""`vmac-lab bench failover` end to end: exit 0, SPEC §8 record keys, outages near the RFC bound."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vmaclab.bench import KEYS
+from vmaclab.lab import lab_namespaces
+
+pytestmark = pytest.mark.netns
+
+SPEC_KEYS = {"impl", "event", "advert_ms", "run", "outage_ms", "lost", "mdi_ms", "skew_ms",
+             "old_master", "new_master"}
+
+
+def test_bench_failover_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    t0 = time.monotonic()
+    cp = subprocess.run([sys.executable, "-m", "vmaclab.cli", "bench", "failover",
+                         "--impl", "vmacd,keepalived", "--event", "crash", "--advert", "100ms",
+                         "--runs", "1", "--json", str(out), "--out", str(tmp_path / "runs")],
+                        capture_output=True, text=True, timeout=120,
+                        env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    took = time.monotonic() - t0
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert took < 60, f"bench smoke took {took:.0f} s"
+    rows = json.loads(out.read_text())
+    assert [r["impl"] for r in rows] == ["vmacd", "keepalived"]
+    assert set(KEYS) == SPEC_KEYS
+    for r in rows:
+        assert SPEC_KEYS <= set(r), r
+        assert "takeover_ms" in r
+        assert (r["event"], r["advert_ms"], r["run"]) == ("crash", 100, 0)
+        assert (r["old_master"], r["new_master"]) == ("r1", "r2")
+        assert abs(r["mdi_ms"] - (300 + (256 - 150) * 100 / 256)) < 0.01
+        assert 0.3 * r["mdi_ms"] <= r["outage_ms"] <= 1.5 * r["mdi_ms"], r
+        assert r["lost"] > 0
+    assert "vs keepalived" in cp.stdout and "median" in cp.stdout
+    # other test runs share the machine: check only the prefixes this bench used
+    for path in (tmp_path / "runs").glob("*.json"):
+        prefix = json.loads(path.read_text())["meta"]["prefix"]
+        assert not lab_namespaces(prefix), f"bench left namespaces of {prefix} behind"
