@@ -208,3 +208,26 @@ def metric_value(text: str, name: str, **labels: str) -> float:
 def vmacctl(lab: Lab, node: str, r, *args: str, check: bool = True):
     """The real `vmacctl -s SOCKET ...` inside *node*'s namespace."""
     return lab.run(node, [VMACCTL, "-s", str(r.socket_path), *args], check=check)
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def observe_guardians(routers: list, seconds: float) -> list[str]:
+    """Sample each router's `pids()` for *seconds* (an observation window); returns the wrong
+    "guardian" picks (a pid that is not `python -m vmacd.linux.guardian`, e.g. a track script)."""
+    wrong: list[str] = []
+    end = time.monotonic() + seconds
+
+    def sample() -> bool:
+        for r in routers:
+            g = r.pids().get("guardian")
+            if g is None or "vmacd.linux.guardian" not in cmdline(g):
+                wrong.append(f"{r.node}: {g} {cmdline(g)!r}")
+        return time.monotonic() >= end
+    wait_until(sample, seconds + 5, interval=0.005, what="guardian observation window")
+    return wrong

@@ -128,8 +128,9 @@ class Vmacd(Router):
         if self.proc is None or not pid_alive(self.proc.pid) or self.proc.poll() is not None:
             return out
         out["vmacd"] = self.proc.pid
-        for child in _children(self.proc.pid):
-            out["guardian"] = child
+        for child in _children(self.proc.pid):     # notify/track scripts are children too
+            if _is_guardian(child):
+                out["guardian"] = child
         return out
 
     def vrrp_pids(self) -> list[int]:
@@ -213,6 +214,13 @@ class Vmacd(Router):
                 if len(parts) >= 3 and parts[2] in _STATES:
                     self._state = _STATES[parts[2]]
                     self._record(self._state)
+
+
+def _is_guardian(pid: int) -> bool:
+    try:
+        return b"vmacd.linux.guardian" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _children(pid: int) -> list[int]:
