@@ -244,6 +244,8 @@ class Daemon:
             self.metrics.dropped_unknown(reason, vrid, self._ifname(parent))
             self._log_drop(reason, f"VRID {vrid} from {rec.src} is not configured here")
             return
+        if rec.src == runner.primary:
+            return                      # our own advertisement reflected back: not a peer
         cfg = runner.cfg
         try:
             if rec.proto == 51:

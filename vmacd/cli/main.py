@@ -14,6 +14,7 @@ COMMANDS = {
     "check": "vmacd.cli.check",
     "decode": "vmacd.cli.decode",
     "import": "vmacd.cli.importers",
+    "cleanup": "vmacd.cli.cleanup",
 }
 
 

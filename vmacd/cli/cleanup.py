@@ -1,0 +1,51 @@
+"""`vmacd cleanup [-c FILE]`: remove what a dead vmacd left on this box (systemd ExecStopPost).
+
+Deletes every macvlan vmacd made (alias `vmacd:<instance>`), removes every address vmacd added
+(IFA_PROTO mark, vmac = false mode) and the `inet vmacd` nftables table. It refuses to run while
+a daemon answers on the control socket: cleaning under a live daemon would drop its VIPs.
+Exit 0 when the box is clean, 1 when something could not be removed, 2 unusable call.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vmacd.config import model
+
+HELP = "remove the vMACs, VIPs and nftables rules a dead vmacd left behind (not while one runs)"
+
+
+def setargs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-s", "--socket", default=model.DEFAULT_CONTROL_SOCKET,
+                        help=f"control socket of a running daemon (default {model.DEFAULT_CONTROL_SOCKET})")
+
+
+def cmdline(args: argparse.Namespace) -> int:
+    from vmacd.cli.ctl import Unreachable, request
+
+    try:
+        request(args.socket, {"cmd": "status"}, timeout=2.0)
+    except (Unreachable, OSError, ValueError):
+        pass
+    else:
+        print(f"vmacd cleanup: a vmacd answers on {args.socket}; stop it first", file=sys.stderr)
+        return 2
+    from vmacd.linux.netlink import LinkError, VmacManager
+    from vmacd.linux.nft import AcceptModeFilter, NftError
+
+    failed = 0
+    vm = VmacManager()
+    try:
+        for left in vm.adopt_or_clean(keep=frozenset()):
+            print(f"{left.action} {left.kind} {left.ifname} {left.address}".rstrip())
+    except LinkError as exc:
+        print(f"vmacd cleanup: {exc}", file=sys.stderr)
+        failed += 1
+    finally:
+        vm.close()
+    try:
+        AcceptModeFilter().close()
+    except NftError as exc:
+        print(f"vmacd cleanup: {exc}", file=sys.stderr)
+        failed += 1
+    return 1 if failed else 0
