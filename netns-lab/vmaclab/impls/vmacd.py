@@ -71,22 +71,31 @@ class Vmacd(Router):
                  f"priority = {c.priority}", f'advert_interval = "{c.advert_ms}ms"',
                  "virtual_ips = [" + ", ".join(f'"{v}"' for v in vips) + "]",
                  f"vmac = {str(c.vmac).lower()}", f"preempt = {str(c.preempt).lower()}",
-                 "accept = true"]
+                 f"accept = {str(x.get('accept', True)).lower()}"]
         for key in ("preempt_delay", "startup_delay", "graceful_handover", "garp_repeat",
-                    "vmac_mode", "v3_checksum_pseudoheader", "auth"):
+                    "vmac_mode", "v3_checksum_pseudoheader", "v3_checksum_strict",
+                    "unicast_peers", "warn_after", "garp_refresh"):
             if key in x:
                 val = x[key]
                 lines.append(f"{key} = {json.dumps(val) if not isinstance(val, bool) else str(val).lower()}")
+        auth = x.get("auth")
+        if isinstance(auth, dict):          # {"type": "hmac-sha256", "key": "..."}
+            lines.append('auth = "lab"')
         if c.track:
             lines.append(f'track_scripts = [{{ name = "svc", weight = {c.track.get("weight", 0)} }}]')
             lines += ["", "[track_script.svc]",
                       f'command = ["/usr/bin/test", "-e", "{c.track["file"]}"]',
                       f'interval = "{c.track.get("interval_ms", 200)}ms"', 'timeout = "1s"',
                       "rise = 1", "fall = 1"]
+        if isinstance(auth, dict):
+            lines += ["", "[auth.lab]", f'type = "{auth["type"]}"']
+            if auth.get("key") is not None:
+                lines.append(f"key = {json.dumps(auth['key'])}")
         return "\n".join(lines) + "\n"
 
     def write_config(self) -> None:
         self.conf_path.write_text(self.render())
+        self.conf_path.chmod(0o600)         # vmacd refuses inline keys in a world-readable file
         fifo = self.dir / "notify.fifo"
         if not fifo.exists():
             os.mkfifo(fifo, 0o600)
