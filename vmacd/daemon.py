@@ -338,6 +338,8 @@ class Daemon:
 
     def maintenance(self, instance: str, on: bool) -> dict:
         runner = self.runners[instance]            # KeyError -> "unknown instance" reply
+        if not on:
+            runner.clear_resource_faults()
         runner.handle(Maintenance(on))
         return {"instance": instance, "maintenance": on, "state": runner.router.state.value}
 

@@ -21,7 +21,7 @@ from vmacd.core import auth as core_auth
 from vmacd.core import l2, wire
 from vmacd.core.events import (Action, AdvertReceived, Announce, ClaimVips, Drop, DualMaster, Log,
                                MasterSeen, Notify, ReleaseVips, RunResources, SendAdvert,
-                               StateChanged, Stopped)
+                               StateChanged, Stopped, TrackChanged)
 from vmacd.core.fsm import State, VirtualRouter
 from vmacd.core.params import RouterParams
 
@@ -80,6 +80,8 @@ class InstanceRunner:
         self._last_advert: float | None = None
         self.stopped = asyncio.Event()
         self.trackers: dict[str, bool] = {}
+        self.resource_faults: set[str] = set()        # resources whose start failed
+        self._shown_priority = 0
 
     # ------------------------------------------------------------------ setup / teardown
     def setup(self) -> None:
@@ -106,6 +108,9 @@ class InstanceRunner:
                 lambda vm: vm.ipr.get_links(self.parent_index)[0].get("IFLA_ADDRESS"))
         self.sender = PacketSender(self.send_index)
         self.router = VirtualRouter(self.params())
+        self.metrics.state(self.router.state.value)
+        self._shown_priority = self.router.effective_priority
+        self.metrics.priority(cfg.priority, self._shown_priority)
         if self.filters_vips:
             # RFC 9568 §6.4.3-9: a non-owner master with accept = false takes no packets for
             # the VIPs (ARP and NS/NA still pass). The rule is installed once: while backup the
@@ -190,6 +195,10 @@ class InstanceRunner:
                 log.error("%s: %s failed: %s", self.cfg.name, type(action).__name__, exc,
                           extra={"instance": self.cfg.name})
         self._arm()
+        prio = self.router.effective_priority
+        if prio != self._shown_priority:         # tracking moved it (cheap check, hot path)
+            self._shown_priority = prio
+            self.metrics.priority(self.cfg.priority, prio)
         if changed:
             self.w.on_change(self)
 
@@ -343,10 +352,16 @@ class InstanceRunner:
             detail = result.error or f"exit status {result.returncode}"
             log.error("%s: resource %s %s failed: %s", self.cfg.name, name, what, detail,
                       extra={"instance": self.cfg.name, "resource": name})
-            if what == "start":
-                from vmacd.core.events import TrackChanged
+            if what == "start":     # Heartbeat: a resource that cannot start releases the group
+                self.resource_faults.add(name)
                 self.handle(TrackChanged(f"resource:{name}", False, 0))
         return done
+
+    def clear_resource_faults(self) -> None:
+        """The operator took the box out of maintenance: failed resources may be tried again."""
+        for name in sorted(self.resource_faults):
+            self.handle(TrackChanged(f"resource:{name}", True, 0))
+        self.resource_faults.clear()
 
     def _notify(self, state: str, priority: int) -> None:
         script = self.cfg.notify or self.w.notify_script

@@ -81,12 +81,18 @@ class Vmacd(Router):
         auth = x.get("auth")
         if isinstance(auth, dict):          # {"type": "hmac-sha256", "key": "..."}
             lines.append('auth = "lab"')
+        resources = x.get("resources") or {}  # {name: {"start": [...], "stop": [...]}}
+        if resources:
+            lines.append(f"resources = {json.dumps(list(resources))}")
         if c.track:
             lines.append(f'track_scripts = [{{ name = "svc", weight = {c.track.get("weight", 0)} }}]')
             lines += ["", "[track_script.svc]",
                       f'command = ["/usr/bin/test", "-e", "{c.track["file"]}"]',
                       f'interval = "{c.track.get("interval_ms", 200)}ms"', 'timeout = "1s"',
                       "rise = 1", "fall = 1"]
+        for name, res in resources.items():
+            lines += ["", f"[resource.{name}]", f"start = {json.dumps(res['start'])}",
+                      f"stop = {json.dumps(res['stop'])}", f'timeout = "{res.get("timeout", "5s")}"']
         if isinstance(auth, dict):
             lines += ["", "[auth.lab]", f'type = "{auth["type"]}"']
             if auth.get("key") is not None:
