@@ -48,3 +48,28 @@ def test_one_side_faults_and_the_group_moves_together(lab):
     assert lan_fault and "sync group router" in lan_fault[-1]["reason"]
     fault(lb, r1, "linkup", lan="up")
     wait_until(lambda: r1.states() == {"lan": "master", "up": "master"}, 5, what="r1 preempts back")
+
+
+class Tracking(Vmacd):
+    """One LAN instance that tracks the uplink interface with weight -150 (keepalived style)."""
+
+    def render(self) -> str:
+        up_if = self.lab.ifname(self.cfg.node, "up")
+        return super().render().replace(
+            "accept = true", f'accept = true\ntrack_interfaces = [{{ name = "{up_if}", weight = -150 }}]')
+
+
+def test_tracked_interface_weight_lowers_priority_and_backup_preempts(lab):
+    lb = lab("twolan")
+    r1 = Tracking().configure(lb, "r1", "lan", 51, lb.vip("lan"), 200, 100)
+    r2 = Tracking().configure(lb, "r2", "lan", 51, lb.vip("lan"), 100, 100)
+    r1.start()
+    r2.start()
+    wait_until(lambda: (r1.state(), r2.state()) == ("master", "backup"), 5, what="election")
+    fault(lb, r1, "linkdown", lan="up")
+    wait_until(lambda: (r1.state(), r2.state()) == ("backup", "master"), 5, what="r2 preempts")
+    inst = r1.status()["instances"][0]
+    assert (inst["priority"], inst["effective_priority"]) == (200, 50)
+    assert inst["trackers"] == {f"if:{lb.ifname('r1', 'up')}": False}
+    fault(lb, r1, "linkup", lan="up")
+    wait_until(lambda: (r1.state(), r2.state()) == ("master", "backup"), 5, what="r1 back")
