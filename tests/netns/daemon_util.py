@@ -231,3 +231,24 @@ def observe_guardians(routers: list, seconds: float) -> list[str]:
         return time.monotonic() >= end
     wait_until(sample, seconds + 5, interval=0.005, what="guardian observation window")
     return wrong
+
+
+_UDP_ASK = r"""
+import socket, sys
+ip, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.3)
+for _ in range(10):
+    s.sendto(b"ask", (ip, port))
+    try:
+        print(s.recvfrom(256)[0].decode(errors="replace").split("|")[-1]); break
+    except TimeoutError:
+        continue
+else:
+    sys.exit("no answer from %s" % ip)
+"""
+
+
+def udp_ask(lab: Lab, node: str, ip: str, port_no: int = 7007) -> str:
+    """One UDP exchange with the echo server behind *ip* (from *node*); returns who answered."""
+    return lab.run(node, [sys.executable, "-c", _UDP_ASK, ip, str(port_no)]).stdout.strip()
