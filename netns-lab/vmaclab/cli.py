@@ -107,6 +107,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.main(args)
 
 
+def cmd_bench_scale(args: argparse.Namespace) -> int:
+    """``bench scale``: CPU per advertisement, RSS, spurious transitions with N VRIDs."""
+    from . import scale
+    return scale.main(args)
+
+
+def cmd_bench_jitter(args: argparse.Namespace) -> int:
+    """``bench jitter``: the master's advertisement send jitter, idle and under load."""
+    from . import jitter
+    return jitter.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of vmac-lab."""
     ap = argparse.ArgumentParser(prog="vmac-lab", description="network-namespace VRRP lab")
@@ -145,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--topo", default="pair")
     f.add_argument("--out", default="lab-out")
     f.set_defaults(func=cmd_bench)
+    f = bsub.add_parser("scale", help="CPU per advertisement, RSS, spurious transitions at N VRIDs")
+    f.add_argument("--impl", default="vmacd,keepalived")
+    f.add_argument("--vrids", type=int, default=200)
+    f.add_argument("--advert", default="100ms")
+    f.add_argument("--duration", default="20s")
+    f.add_argument("--runs", type=int, default=1)
+    f.add_argument("--json", dest="json_out")
+    f.set_defaults(func=cmd_bench_scale)
+    f = bsub.add_parser("jitter", help="advertisement send jitter of the master, idle and loaded")
+    f.add_argument("--impl", default="vmacd,keepalived")
+    f.add_argument("--advert", default="100ms")
+    f.add_argument("--duration", default="20s")
+    f.add_argument("--load", default="cpu,cpu-pinned,gc",
+                   help="comma list of none, cpu, cpu-pinned, cpu-all, gc (idle is always measured)")
+    f.add_argument("--runs", type=int, default=1)
+    f.add_argument("--json", dest="json_out")
+    f.set_defaults(func=cmd_bench_jitter)
     return ap
 
 
