@@ -3,22 +3,33 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PKGS := keepalived frr nftables tcpdump iproute2 iputils-arping iputils-ping procps psmisc prometheus curl
+# what the lab and the demo need; the suite and the benchmarks add the reference implementations
+APT_LAB := iproute2 nftables iputils-arping procps psmisc python3-venv
+APT_PKGS := $(APT_LAB) keepalived frr tcpdump iputils-ping prometheus curl
 # CI runs the full simulation budget; a developer can lower it: make test SIM_EXAMPLES=200
 SIM_EXAMPLES ?= 2000
 PYTEST_ARGS ?=
 
-.PHONY: all deps apt venv demo test test-unit test-netns bench lint deb clean
+.PHONY: all deps apt apt-lab venv demo test test-unit test-netns bench lint deb clean
 
 all: test
 
-apt: .apt.stamp
-.apt.stamp:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+
+apt-lab: .apt-lab.stamp
+.apt-lab.stamp:
+	$(call apt_install,$(APT_LAB))
+	touch $@
+
+apt: .apt.stamp
+.apt.stamp:
+	$(call apt_install,$(APT_PKGS))
 	@# the Debian packages must not run their daemons in the root namespace: the lab starts them
 	@-pkill -x keepalived 2>/dev/null; pkill -x watchfrr 2>/dev/null; pkill -x zebra 2>/dev/null; \
 	  pkill -x prometheus 2>/dev/null; true
@@ -33,7 +44,7 @@ $(VENV)/.stamp: setup.cfg setup.py pyproject.toml
 
 deps: apt venv
 
-demo: deps
+demo: apt-lab venv
 	$(VENV)/bin/vmac-lab demo
 
 test: deps
@@ -58,4 +69,4 @@ deb: venv
 
 clean:
 	-$(VENV)/bin/vmac-lab down --all 2>/dev/null
-	rm -rf $(VENV) .apt.stamp build dist *.egg-info .pytest_cache .hypothesis lab-out
+	rm -rf $(VENV) .apt.stamp .apt-lab.stamp build dist *.egg-info .pytest_cache .hypothesis lab-out
