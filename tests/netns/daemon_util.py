@@ -6,15 +6,15 @@ nothing asks the daemon what it believes unless the name says so (`state`, `stat
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from vmaclab import impls
 from vmaclab.lab import Lab, lab_namespaces
 from vmaclab.observe import Observer
@@ -61,19 +61,15 @@ class Fleet:
             self.helpers.append(EchoServer.start(self.lab.ns(n), n))
 
     def close(self) -> None:
-        for h in self.helpers:
-            try:
+        for h in self.helpers:        # teardown: lab.down() kills whatever is left anyway
+            with contextlib.suppress(Exception):
                 h.proc.kill() if isinstance(h, (Observer, Prober)) else h.stop()
-            except Exception:
-                pass
         for r in self.routers:            # signal all first: the graceful stops overlap
             for pid in r.term_pids():
                 kill(pid, signal.SIGTERM)
         for r in self.routers:
-            try:
+            with contextlib.suppress(Exception):
                 r.stop()
-            except Exception:
-                pass
             r.crash_kill()                # a guardian that outlived its daemon
 
 

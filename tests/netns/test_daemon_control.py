@@ -9,9 +9,21 @@ import re
 import socket
 import time
 
-from daemon_util import (FAILOVER_BOUND_S, VMAC4, capture, fleet, metric_value, metrics_text,
-                         port, probe, sent_from, sleep_observing, up_links_with_mac, vip_holders,
-                         vmacctl)
+from daemon_util import (
+    FAILOVER_BOUND_S,
+    VMAC4,
+    capture,
+    fleet,
+    metric_value,
+    metrics_text,
+    port,
+    probe,
+    sent_from,
+    sleep_observing,
+    up_links_with_mac,
+    vip_holders,
+    vmacctl,
+)
 from vmaclab.util import wait_until
 
 __all__ = ["fleet"]
@@ -172,7 +184,7 @@ def test_malformed_requests_get_errors_and_metrics_are_served(fleet) -> None:
                  "vmacd_last_transition_timestamp_seconds", "vmacd_adverts_sent_total",
                  "vmacd_adverts_received_total", "vmacd_packets_dropped_total",
                  "vmacd_garp_sent_total", "vmacd_dual_master_total"):
-        assert re.search(rf"^{name}\{{[^}}]*{lbl}", text, re.M), f"{name} missing"
+        assert re.search(rf"^{name}\{{[^}}]*{lbl}", text, re.MULTILINE), f"{name} missing"
     for name in ("vmacd_build_info", "vmacd_advert_interval_seconds", "vmacd_adverts_late_total",
                  "vmacd_master_seen_info", "vmacd_checksum_variant_total"):
         assert f"# TYPE {name}" in text or f"\n{name}" in text, f"{name} missing"
@@ -186,10 +198,12 @@ def test_malformed_requests_get_errors_and_metrics_are_served(fleet) -> None:
     assert metric_value(text, "vmacd_garp_sent_total", instance="lan") >= 1
     assert metric_value(text, "vmacd_transitions_total", instance="lan", to="master") == 1
     for reason in ("ttl", "checksum", "vrid", "addresses", "interval"):
-        assert re.search(rf'^vmacd_packets_dropped_total\{{[^}}]*reason="{reason}"', text, re.M), \
+        assert re.search(rf'^vmacd_packets_dropped_total\{{[^}}]*reason="{reason}"', text, re.MULTILINE), \
             f"dropped reason {reason} not exposed"
-    t2 = metrics_text(lab, "r2")
-    assert metric_value(t2, "vmacd_adverts_received_total", instance="lan") >= 5
+    def r2_counted() -> str | None:
+        t = metrics_text(lab, "r2")
+        return t if metric_value(t, "vmacd_adverts_received_total", instance="lan") >= 5 else None
+    t2 = wait_until(r2_counted, 5.0, what="adverts_received_total counts on r2")
     assert metric_value(t2, "vmacd_instance_state", instance="lan", state="backup") == 1
     assert metric_value(t2, "vmacd_master_seen_info", instance="lan",
                         master=lab.addr("r1", "lan")) == 1

@@ -7,8 +7,16 @@ from __future__ import annotations
 
 import time
 
-from daemon_util import (FAILOVER_BOUND_S, VMAC4, fdb_ports, fleet, port, sleep_observing,
-                         up_links_with_mac, vip_holders)
+from daemon_util import (
+    FAILOVER_BOUND_S,
+    VMAC4,
+    fdb_ports,
+    fleet,
+    port,
+    sleep_observing,
+    up_links_with_mac,
+    vip_holders,
+)
 from vmaclab.faults import fault
 from vmaclab.util import wait_until
 
@@ -65,14 +73,14 @@ def _return_of_r1(fleet, **kw):
 
 
 def test_preempt_on_returning_higher_priority_takes_over(fleet) -> None:
-    r1, r2, t0 = _return_of_r1(fleet, preempt=True)
+    r1, r2, _t0 = _return_of_r1(fleet, preempt=True)
     wait_until(lambda: (r1.state(), r2.state()) == ("master", "backup"), FAILOVER_BOUND_S,
                what="r1 preempts")
     _only_master_is(fleet.lab, "r1")
 
 
 def test_preempt_off_returning_higher_priority_stays_backup(fleet) -> None:
-    r1, r2, t0 = _return_of_r1(fleet, preempt=False)
+    r1, r2, _t0 = _return_of_r1(fleet, preempt=False)
     wait_until(lambda: r1.state() == "backup", 5.0, what="r1 backup")
     sleep_observing(1.5)                  # > 4 Master_Down_Intervals of chances to preempt
     assert [s for _, s in r1.history if s == "master"] == [], r1.history

@@ -10,10 +10,24 @@ from __future__ import annotations
 import time
 
 import pytest
-
-from daemon_util import (FAILOVER_BOUND_S, addresses, VMAC4, arp_requests_for, capture, fdb_ports, fleet,
-                         neigh, observe_guardians, port, probe, sent_from, sleep_observing, up_links_with_mac,
-                         vip_holders, vmacd_links)
+from daemon_util import (
+    FAILOVER_BOUND_S,
+    VMAC4,
+    addresses,
+    arp_requests_for,
+    capture,
+    fdb_ports,
+    fleet,
+    neigh,
+    observe_guardians,
+    port,
+    probe,
+    sent_from,
+    sleep_observing,
+    up_links_with_mac,
+    vip_holders,
+    vmacd_links,
+)
 from vmaclab.faults import fault
 from vmaclab.util import pid_alive, wait_until
 

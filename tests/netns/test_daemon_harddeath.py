@@ -7,8 +7,20 @@ from __future__ import annotations
 
 import time
 
-from daemon_util import (FAILOVER_BOUND_S, VMAC4, addresses, capture, fdb_ports, fleet, port,
-                         probe, sent_from, sleep_observing, up_links_with_mac, vmacd_links)
+from daemon_util import (
+    FAILOVER_BOUND_S,
+    VMAC4,
+    addresses,
+    capture,
+    fdb_ports,
+    fleet,
+    port,
+    probe,
+    sent_from,
+    sleep_observing,
+    up_links_with_mac,
+    vmacd_links,
+)
 from vmaclab.faults import fault
 from vmaclab.util import pid_alive, wait_until
 

@@ -47,7 +47,7 @@ def test_broken_adverts_are_counted_and_do_not_hold_back_the_backup(fleet) -> No
         kw = {"vrid": 51, "priority": 250, "rate": RATE, "duration": FLOOD_S, "mac": mac, **fields}
         try:
             sent[reason] = attacker.send(lab, "x1", "lan", **kw)
-        except BaseException as exc:     # reported below, in the test's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the test thread
             errors.append(exc)
 
     threads = [threading.Thread(target=flood, args=item, daemon=True) for item in ATTACKS.items()]

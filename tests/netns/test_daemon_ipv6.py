@@ -6,9 +6,20 @@ from __future__ import annotations
 
 import time
 
-from daemon_util import (FAILOVER_BOUND_S, VMAC6, addresses, capture, fdb_ports, fleet, neigh,
-                         port, sent_from, sleep_observing, udp_ask,
-                         up_links_with_mac)
+from daemon_util import (
+    FAILOVER_BOUND_S,
+    VMAC6,
+    addresses,
+    capture,
+    fdb_ports,
+    fleet,
+    neigh,
+    port,
+    sent_from,
+    sleep_observing,
+    udp_ask,
+    up_links_with_mac,
+)
 from vmaclab.faults import fault
 from vmaclab.util import wait_until
 
