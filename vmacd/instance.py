@@ -158,15 +158,18 @@ class InstanceRunner:
 
     def on_advert(self, adv: wire.Advertisement) -> None:
         now = self.w.loop.time()
-        self.metrics.advert_received()
-        if adv.version == 3 and adv.family == 4:
-            self.metrics.checksum_variant(adv.checksum)
-        self._late_check(adv, now)
-        self.execute(self.router.handle(AdvertReceived(adv), now))
+        was_backup = self.router.state is State.BACKUP
+        actions = self.router.handle(AdvertReceived(adv), now)
+        if not any(type(a) is Drop for a in actions):     # a refused advert only counts a drop
+            self.metrics.advert_received()
+            if adv.version == 3 and adv.family == 4:
+                self.metrics.checksum_variant(adv.checksum)
+            self._late_check(adv, now, was_backup)
+        self.execute(actions)
 
-    def _late_check(self, adv: wire.Advertisement, now: float) -> None:
+    def _late_check(self, adv: wire.Advertisement, now: float, was_backup: bool) -> None:
         """Heartbeat warntime: the master's adverts came further apart than warn_after."""
-        if self.router.state is not State.BACKUP or adv.priority == 0:
+        if not was_backup or adv.priority == 0:
             self._last_advert = None
             return
         last, self._last_advert = self._last_advert, now
