@@ -46,15 +46,16 @@ def _med(rows: list[dict], key: str) -> float | None:
 
 def table(rows: list[dict]) -> str:
     """Per (event, advert, impl): outage median/min/max beside the RFC bounds, lost probes, takeover
-    median and the median-outage ratio to keepalived's (same event and advert)."""
+    median, how late the takeover came against the RFC timer (median of takeover - expected) and the
+    median-outage ratio to keepalived's (same event and advert)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["event"], r["advert_ms"], r["impl"]), []).append(r)
     ka = {(e, a): _med(rs, "outage_ms") for (e, a, i), rs in groups.items() if i == "keepalived"}
     lines = [f"{'event':9} {'advert':>7} {'impl':11} {'runs':>5} {'median':>8} {'min':>8} {'max':>8}"
-             f" {'MDI':>7} {'skew':>6} {'lost':>5} {'takeover':>9} {'vs keepalived':>13}",
+             f" {'MDI':>7} {'skew':>6} {'lost':>5} {'takeover':>9} {'late':>6} {'vs keepalived':>13}",
              f"{'':9} {'':>7} {'':11} {'':>5} {'outage ms (client-observed)':>26}"
-             f" {'RFC ms':>14} {'med':>5} {'median ms':>9} {'median outage':>13}"]
+             f" {'RFC ms':>14} {'med':>5} {'median ms':>9} {'vs RFC':>6} {'median outage':>13}"]
     order = {"vmacd": 0, "keepalived": 1, "frr": 2}
     for (event, adv, impl), rs in sorted(groups.items(),
                                          key=lambda kv: (kv[0][0], -kv[0][1], order.get(kv[0][2], 9),
@@ -64,6 +65,9 @@ def table(rows: list[dict]) -> str:
         skew = next((r["skew_ms"] for r in rs if r.get("skew_ms") is not None), None)
         lost = _med(rs, "lost")
         take = _med(rs, "takeover_ms")
+        lates = [r["takeover_ms"] - r["expected_ms"] for r in rs
+                 if r.get("takeover_ms") is not None and r.get("expected_ms") is not None]
+        late = f"{statistics.median(lates):+6.1f}" if lates else f"{'-':>6}"
         fmt = (lambda v: f"{v:8.1f}")
         stats = (fmt(statistics.median(vals)) + " " + fmt(min(vals)) + " " + fmt(max(vals))) if vals \
             else f"{'-':>8} {'-':>8} {'-':>8}"
@@ -77,7 +81,7 @@ def table(rows: list[dict]) -> str:
         lines.append(f"{event:9} {adv:>5}ms {impl:11} {len(vals):>2}/{len(rs):<2} {stats} "
                      f"{(f'{mdi:7.1f}' if mdi else '      -')} {(f'{skew:6.1f}' if skew else '     -')} "
                      f"{(f'{lost:5g}' if lost is not None else '    -')} "
-                     f"{(f'{take:9.1f}' if take is not None else '        -')} {ratio:>13}")
+                     f"{(f'{take:9.1f}' if take is not None else '        -')} {late} {ratio:>13}")
     return "\n".join(lines)
 
 
