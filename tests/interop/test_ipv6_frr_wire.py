@@ -1,0 +1,144 @@
+"""IPv6 VRRPv3 with keepalived, VRRPv3 with FRR vrrpd, and what vmacd puts on the wire.
+
+Wire checks use tcpdump on the LAN bridge and scapy's VRRPv3 layer (its checksum is the
+pseudo-header form for IPv4 and the RFC 8200 one for IPv6) as an independent judge.
+"""
+from __future__ import annotations
+
+import pytest
+from interop_util import (
+    VRID,
+    Tcpdump,
+    elect,
+    log_lines,
+    metric,
+    metrics,
+    ndisc_mac,
+    stays,
+)
+from vmaclab.faults import fault
+from vmaclab.util import wait_until
+
+VMAC4 = f"00:00:5e:00:01:{VRID:02x}"
+VMAC6 = f"00:00:5e:00:02:{VRID:02x}"
+VR_LL = "fe80::1"
+
+
+# --------------------------------------------------------------------------- IPv6 + keepalived
+
+@pytest.mark.rfc("9568-5.2.9-1", "holds")
+def test_v6_keepalived_with_link_local_first(lab, routers) -> None:
+    """keepalived configured with the VR link-local first (fe80::1, then the global VIP, as vmacd
+    sends): one master, and a crash hands the VIP to keepalived; the client's ND entry is the vMAC."""
+    lb = lab("pair")
+    vip = lb.vip("lan", 6)
+    ka = routers(lb, "keepalived", "r2", 100, vip=vip, ka_vips=[VR_LL, vip])
+    vm = routers(lb, "vmacd", "r1", 200, vip=vip)
+    elect((vm, "master"), (ka, "backup"))
+    stays([(vm, "master"), (ka, "backup")], 0.5)
+    assert ndisc_mac(lb, "c1", vip) == VMAC6
+    assert metric(metrics(lb, "r1"), "vmacd_packets_dropped_total") == 0
+    assert not log_lines(ka, r"unexpected|invalid|Invalid")
+    fault(lb, vm, "crash")
+    wait_until(lambda: ka.state() == "master", 2.0, what="keepalived master after crash")
+    assert ndisc_mac(lb, "c1", vip) == VMAC6
+
+
+@pytest.mark.rfc("9568-5.2.9-1", "refused")
+def test_v6_keepalived_global_vip_only_is_refused(lab, routers) -> None:
+    """keepalived's common config (only the global VIP) sends adverts whose first address is not
+    link-local: vmacd drops them (erratum 8300, reason `addresses`) and keepalived refuses vmacd's
+    two-address adverts ("unexpected ip number count 2, expected 1"): two masters."""
+    lb = lab("pair")
+    vip = lb.vip("lan", 6)
+    ka = routers(lb, "keepalived", "r2", 100, vip=vip)
+    vm = routers(lb, "vmacd", "r1", 200, vip=vip)
+    elect((vm, "master"), (ka, "master"))
+    wait_until(lambda: metric(metrics(lb, "r1"), "vmacd_packets_dropped_total", reason="addresses") >= 3,
+               2.0, what="vmacd to drop keepalived's adverts (addresses)")
+    wait_until(lambda: log_lines(ka, r"\(VI_51\) received an unexpected ip number count 2, expected 1"), 2.0,
+               what="keepalived's refusal in its log")
+
+
+# --------------------------------------------------------------------------- FRR vrrpd
+
+@pytest.mark.parametrize("higher", ["vmacd", "frr"])
+def test_v3_frr_election(lab, routers, higher: str) -> None:
+    """vmacd and FRR 8.4.4 vrrpd (v3, 100 ms) elect the higher priority either way. An FRR backup
+    keeps the VIP on its (protodown) macvlan, so we judge by the daemons' states, not by ARP."""
+    lb = lab("pair")
+    lower = "frr" if higher == "vmacd" else "vmacd"
+    lo = routers(lb, lower, "r2", 100)
+    hi = routers(lb, higher, "r1", 200)
+    elect((hi, "master"), (lo, "backup"))
+    stays([(hi, "master"), (lo, "backup")], 0.6)
+    vm = hi if higher == "vmacd" else lo
+    m = metrics(lb, vm.node)
+    assert metric(m, "vmacd_packets_dropped_total") == 0
+    if higher == "frr":   # FRR's checksum form, as vmacd classified it
+        assert metric(m, "vmacd_checksum_variant_total", variant="pseudo-header") >= 5
+        fault(lb, hi, "crash")
+        wait_until(lambda: lo.state() == "master", 2.0, what="vmacd master after FRR crash")
+    else:                 # FRR accepted ours: it stays backup and logs no checksum complaint
+        assert not log_lines(lo, r"Bad VRRP checksum")
+
+
+# --------------------------------------------------------------------------- the wire
+
+def _own_link_local(lb, node: str) -> str:
+    out = lb.run(node, ["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"]).stdout
+    return out.split()[3].split("/")[0]
+
+
+@pytest.mark.rfc("9568-5.1.1.2-1", "holds")
+@pytest.mark.rfc("9568-5.1.1.3-1", "holds")
+@pytest.mark.rfc("9568-5.1.1.4-1", "holds")
+@pytest.mark.rfc("9568-7.2-2", "holds")
+@pytest.mark.rfc("9568-7.2-3", "holds")
+@pytest.mark.rfc("9568-7.3-1", "holds")
+@pytest.mark.rfc("9568-5.1.2.1-1", "holds")
+@pytest.mark.rfc("9568-5.1.2.3-1", "holds")
+@pytest.mark.rfc("9568-5.2.8-3", "holds")
+@pytest.mark.rfc("9568-7.3-2", "holds")
+@pytest.mark.rfc("9568-5.2.8-2", "holds")
+@pytest.mark.parametrize(("family", "pseudo"), [(4, True), (4, False), (6, True)],
+                         ids=["v4", "v4-rfc-checksum", "v6"])
+def test_wire_of_a_vmacd_master(lab, routers, tmp_path, family: int, pseudo: bool) -> None:
+    """Every advert of a vmacd master: from the vMAC, TTL / hop limit 255, to 224.0.0.18 / ff02::12,
+    protocol 112, a checksum scapy's VRRPv3 layer recomputes identically (with
+    `v3_checksum_pseudoheader = false`: it differs from scapy's and is the plain RFC 1071 sum of the
+    message, RFC 9568 §5.2.8); IPv6 source = the router's own link-local (not fe80::1)."""
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+    from scapy.layers.vrrp import VRRPv3
+    from scapy.utils import checksum
+
+    lb = lab("pair")
+    cap = Tcpdump(lb, tmp_path / "vrrp.pcap", "r1", "ip proto 112" if family == 4 else "ip6 proto 112")
+    kw = {} if pseudo else {"v3_checksum_pseudoheader": False}
+    vm = routers(lb, "vmacd", "r1", 200, vip=lb.vip("lan", family), **kw)
+    elect((vm, "master"))
+    wait_until(lambda: metric(metrics(lb, "r1"), "vmacd_adverts_sent_total") >= 10, 3.0, what="10 adverts")
+    pkts = [p for p in cap.stop() if VRRPv3 in p]
+    assert len(pkts) >= 8, [p.summary() for p in pkts]
+    layer = IP if family == 4 else IPv6
+    for p in pkts:
+        v, ip = p[VRRPv3], p[layer]
+        assert (v.version, v.type, v.vrid, v.priority, v.adv) == (3, 1, VRID, 200, 10)
+        fresh = layer(bytes(ip))
+        fresh[VRRPv3].chksum = None                      # scapy recomputes it on build
+        scapy_sum = layer(bytes(fresh))[VRRPv3].chksum
+        if pseudo:
+            assert scapy_sum == v.chksum, p.summary()
+        else:
+            bare = bytearray(bytes(v))
+            bare[6:8] = b"\0\0"
+            assert scapy_sum != v.chksum and checksum(bytes(bare)) == v.chksum, p.summary()
+        if family == 4:
+            assert (p[Ether].src, ip.ttl, ip.dst, ip.proto, ip.src) == (VMAC4, 255, "224.0.0.18", 112,
+                                                                         lb.addr("r1", "lan"))
+        else:
+            assert (p[Ether].src, ip.hlim, ip.dst, ip.nh) == (VMAC6, 255, "ff02::12", 112)
+            assert ip.src == _own_link_local(lb, "r1") and ip.src != VR_LL
+            assert v.addrlist[0] == VR_LL
