@@ -75,6 +75,7 @@ class InstanceRunner:
         self._deadline: float | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._counter = time.time_ns() // 1000          # hmac-sha256: monotonic across restarts
+        self._wall_offset = time.time() - wiring.loop.time()   # loop clock -> unix time, fixed
         self._ah_seq = 0
         self._frames: dict[int, bytes] = {}             # priority -> advert frame (no counter)
         self._last_advert: float | None = None
@@ -334,8 +335,7 @@ class InstanceRunner:
         self._refresh = self.w.loop.call_later(self.cfg.garp_refresh, refresh)
 
     def _state_changed(self, a: StateChanged) -> None:
-        wall = time.time() - (self.w.loop.time() - a.time)
-        self.metrics.transition(a.old, a.new, wall)
+        self.metrics.transition(a.old, a.new, self._wall_offset + a.time)
         self.metrics.state(a.new)
         self.metrics.priority(self.cfg.priority, self.router.effective_priority)
         log.info("%s: %s -> %s (%s)", self.cfg.name, a.old, a.new, a.reason,
@@ -409,7 +409,7 @@ class InstanceRunner:
             master = {"src": ms["src"], "priority": ms["priority"],
                       "interval_ms": ms["interval_cs"] * 10}
         last = snap["last_transition"]
-        since = None if last is None else time.time() - (now - last["time"])
+        since = None if last is None else self._wall_offset + last["time"]
         return {
             "name": self.cfg.name, "vrid": self.cfg.vrid, "interface": self.cfg.interface,
             "family": self.cfg.family, "version": self.cfg.version, "state": snap["state"],
@@ -429,6 +429,5 @@ class InstanceRunner:
         }
 
     def history(self) -> list[dict]:
-        now_mono, now_wall = self.w.loop.time(), time.time()
-        return [{"time": now_wall - (now_mono - t.time), "instance": self.cfg.name,
+        return [{"time": self._wall_offset + t.time, "instance": self.cfg.name,
                  "from": t.old, "to": t.new, "reason": t.reason} for t in self.router.history]

@@ -44,10 +44,10 @@ def test_sigkill_leaves_no_fighting_box_and_restart_adopts(fleet) -> None:
 
     done = fault(lab, r1, "kill")
     wait_until(lambda: not pid_alive(done["pids"][0]), 2.0, what="vmacd SIGKILLed")
-    # the guardian takes the vMAC down the moment the daemon is gone (the VIP may stay on the
-    # down macvlan: the kernel drops its local route, nothing answers for it)
+    # the guardian takes the vMAC down the moment the daemon is gone, then removes its VIPs
     wait_until(lambda: not up_links_with_mac(lab, "r1", VMAC4), 1.0,
                what=f"r1's vMAC down after SIGKILL (up: {up_links_with_mac(lab, 'r1', VMAC4)})")
+    wait_until(lambda: vip not in addresses(lab, "r1"), 1.0, what="the guardian removed the VIP")
     wait_until(lambda: r2.state() == "master", FAILOVER_BOUND_S, interval=0.005, what="r2 master")
     sleep_observing(1.5)
     summary = prober.stop()

@@ -139,7 +139,9 @@ def _take_down(ipr: object, state: dict) -> None:
             ipr.link("set", index=idx, state="down")
         except Exception as exc:  # noqa: BLE001 - keep going with the others
             print(f"vmacd-guardian: ifindex {idx} down failed: {exc}", file=sys.stderr)
-    for idx, vip in sorted(state["vips"]):
+    owned = [(idx, f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}") for idx in sorted(state["links"])
+             for m in _addrs(ipr, idx) if m.get("IFA_PROTO") == state["mark"]]
+    for idx, vip in owned + sorted(state["vips"]):
         iface = ipaddress.ip_interface(vip)
         try:
             ipr.addr("del", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
@@ -147,15 +149,24 @@ def _take_down(ipr: object, state: dict) -> None:
             print(f"vmacd-guardian: removing {vip} failed: {exc}", file=sys.stderr)
 
 
+def _addrs(ipr: object, idx: int) -> list:
+    try:
+        return list(ipr.get_addr(index=idx))
+    except Exception:  # noqa: BLE001 - a vanished link has no addresses to remove
+        return []
+
+
 def serve(fd: int) -> int:
     """Guardian main loop on the inherited socket `fd`."""
     from pyroute2 import IPRoute
+
+    from vmacd.linux.netlink import VIP_PROTO   # imported now: nothing slow once the daemon dies
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
     ipr = IPRoute()
-    state: dict = {"links": set(), "vips": set()}
+    state: dict = {"links": set(), "vips": set(), "mark": VIP_PROTO}
     sock.sendall(READY)
     buf = b""
     while True:
@@ -167,8 +178,9 @@ def serve(fd: int) -> int:
             t0 = time.monotonic()
             _take_down(ipr, state)
             took = (time.monotonic() - t0) * 1000
-            print(f"vmacd-guardian: daemon gone; {len(state['links'])} vMAC(s) down, "
-                  f"{len(state['vips'])} VIP(s) removed in {took:.1f} ms", file=sys.stderr)
+            print(f"vmacd-guardian: daemon gone; {len(state['links'])} vMAC(s) down and their "
+                  f"VIPs removed, {len(state['vips'])} parent VIP(s) removed in {took:.1f} ms",
+                  file=sys.stderr)
             return 0
         buf += data
         *lines, buf = buf.split(b"\n")
