@@ -67,8 +67,9 @@ class Sim:
     """The virtual LAN. Schedule operations with `at(t, fn)`, then `run_until(t)`."""
 
     def __init__(self, specs: list[NodeSpec], delay: float = 0.001, seed: int = 0,
-                 jitter: float = 0.0) -> None:
+                 jitter: float = 0.0, max_events: int = 300_000) -> None:
         self.now = 0.0
+        self.events, self.max_events = 0, max_events   # a storm (adverts answering adverts) fails
         self.delay, self.jitter = delay, jitter
         self.loss = 0.0
         self.rng = random.Random(seed)
@@ -98,6 +99,9 @@ class Sim:
         while self._q and self._q[0][0] <= t_end:
             t, _, kind, data = heapq.heappop(self._q)
             self.now = t
+            self.events += 1
+            if self.events > self.max_events:
+                self._fail(f"more than {self.max_events} events: an advert storm?")
             if kind == "op":
                 data[0]()
             elif kind == "timer":
