@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import pytest
 from hypothesis import HealthCheck, given, note, settings, strategies as st
 
 from simnet import NodeSpec, Sim, make_params
@@ -172,6 +173,8 @@ def check_converged(sim: Sim, sc: Scenario) -> None:
             assert masters == [best[0][0]], (vrid, masters, best[0][0], top)
 
 
+@pytest.mark.rfc("9568-6.4.2-5", "refused")      # no VIP on a backup, whatever the faults
+@pytest.mark.rfc("9568-5.2.4-3", "refused")      # priority 0 only from a leaving master
 @settings(max_examples=EXAMPLES, **SETTINGS)
 @given(scenarios())
 def test_random_faults_then_heal_gives_one_master_and_the_best(sc: Scenario):
@@ -200,6 +203,7 @@ def _stable(sc: Scenario) -> tuple[Sim, float]:
     return sim, t
 
 
+@pytest.mark.rfc("9568-6.1-7", "holds")
 @settings(max_examples=SMALL, **SETTINGS)
 @given(scenarios(faults=False, groups=False), st.floats(0.0, 1.0))
 def test_master_crash_backup_takes_over_within_down_interval(sc: Scenario, phase: float):
@@ -215,6 +219,7 @@ def test_master_crash_backup_takes_over_within_down_interval(sc: Scenario, phase
     assert claim is not None and t_crash < claim.time <= bound, (claim, t_crash, bound)
 
 
+@pytest.mark.rfc("9568-6.4.2-12", "holds")
 @settings(max_examples=SMALL, **SETTINGS)
 @given(scenarios(faults=False, groups=False))
 def test_priority_zero_release_hands_over_within_skew(sc: Scenario):

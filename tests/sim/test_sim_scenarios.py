@@ -146,6 +146,7 @@ def test_sync_group_fails_over_together():
     assert sim.masters(1) == ["r1"] and sim.masters(2) == ["r1"]
 
 
+@pytest.mark.rfc("9568-6.4-1", "holds")
 def test_several_vrids_elect_independently():
     specs = [NodeSpec("r1", 1, {1: make_params(1, 1, priority=200), 2: make_params(1, 2, priority=50)}),
              NodeSpec("r2", 2, {1: make_params(2, 1, priority=100), 2: make_params(2, 2, priority=150)})]
@@ -155,6 +156,7 @@ def test_several_vrids_elect_independently():
     assert sim.masters(1) == ["r1"] and sim.masters(2) == ["r2"]
 
 
+@pytest.mark.rfc("9568-6.4.2-5", "refused")
 def test_invariant_checker_catches_a_router_that_claims_in_backup():
     from simnet import InvariantError
     from vmacd.core.events import ClaimVips
