@@ -29,6 +29,7 @@ log = logging.getLogger("vmacd.instance")
 
 ANNOUNCE_SPACING = 0.05          # seconds between repeated GARP/NA rounds
 NOTIFY_TIMEOUT = 10.0            # seconds a notify script may run
+AH_EPOCH = 1704067200            # 2024-01-01T00:00:00Z, origin of the AH sequence numbers
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
                "error": logging.ERROR}
 
@@ -76,7 +77,11 @@ class InstanceRunner:
         self._refresh: asyncio.TimerHandle | None = None
         self._counter = time.time_ns() // 1000          # hmac-sha256: monotonic across restarts
         self._wall_offset = time.time() - wiring.loop.time()   # loop clock -> unix time, fixed
-        self._ah_seq = 0
+        # AH sequence: keepalived keeps the highest number it saw and drops anything not above
+        # it, so a restart must not begin at 1 again: start from the clock in tenths of a
+        # second since 2024, ahead of any run that sent fewer than 10 adverts a second on average
+        # (v2 sends one a second). 32 bits of tenths last until 2037.
+        self._ah_seq = int((time.time() - AH_EPOCH) * 10) % core_auth.AH_SEQ_MAX
         self._frames: dict[int, bytes] = {}             # priority -> advert frame (no counter)
         self._last_advert: float | None = None
         self.stopped = asyncio.Event()

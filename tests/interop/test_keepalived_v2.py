@@ -76,8 +76,6 @@ def test_v2_auth(lab, routers, tmp_path, kind: str, same: bool) -> None:
     assert len(mine) >= 2 and {(a["version"], a["ah"], a["src_mac"]) for a in mine} == {(2, kind == "ah", VMAC)}
 
 
-@pytest.mark.xfail(strict=True, reason="vmacd restarts its AH sequence number at 1; keepalived keeps the highest "
-                                      "number it received and drops anything not above it")
 def test_v2_ah_restarted_vmacd_is_accepted(lab, routers) -> None:
     """A vmacd master restarted after a handover must win back mastership from keepalived (as it does
     without auth). keepalived 2.2.7 (vrrp.c vrrp_in_chk_ipsecah) accepts an AH sequence number only
