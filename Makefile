@@ -56,9 +56,16 @@ test-unit: venv
 test-netns: deps
 	$(PY) -m pytest -p no:cacheprovider --timeout=300 tests/netns tests/interop $(PYTEST_ARGS)
 
+# every bench runs even when one fails; the target fails at the end if any did
 bench: deps
+	rc=0; \
 	$(VENV)/bin/vmac-lab bench failover --impl vmacd,keepalived,frr --event crash,term,linkdown \
-	  --advert 1s,100ms --runs 5 --json lab-out/bench-failover.json
+	  --advert 1s,100ms --runs 5 --json lab-out/bench-failover.json --out lab-out/failover || rc=1; \
+	$(VENV)/bin/vmac-lab bench scale --impl vmacd,keepalived --vrids 200 --advert 100ms \
+	  --duration 20s --runs 3 --json lab-out/bench-scale.json || rc=1; \
+	$(VENV)/bin/vmac-lab bench jitter --impl vmacd,keepalived --advert 100ms --duration 20s \
+	  --load cpu,cpu-all,cpu-pinned,gc --runs 3 --json lab-out/bench-jitter.json || rc=1; \
+	exit $$rc
 
 lint: venv
 	$(PY) -m pip install -q ruff
