@@ -191,8 +191,16 @@ class InstanceRunner:
 
     def _on_timer(self) -> None:
         self._timer = None
+        now = self.w.loop.time()
+        deadline = self.router.get_timer()
+        if deadline is None:
+            self._deadline = None
+            return
+        if deadline > now:                  # it moved later since the handle was set: re-arm
+            self._set_timer(deadline)
+            return
         self._deadline = None
-        self.execute(self.router.handle_timer(self.w.loop.time()))
+        self.execute(self.router.handle_timer(now))
 
     # ------------------------------------------------------------------ actions
     def execute(self, actions: list[Action]) -> None:
@@ -387,19 +395,29 @@ class InstanceRunner:
 
     # ------------------------------------------------------------------ timers
     def _arm(self) -> None:
+        """Follow router.get_timer() with one loop handle.
+
+        A backup's Master_Down deadline moves later with every advertisement; cancelling and
+        re-creating the handle each time would cost more than the rest of the receive path. A
+        handle that fires too early is harmless: _on_timer re-checks the deadline and re-arms.
+        Only an earlier (or first) deadline replaces the handle.
+        """
         deadline = self.router.get_timer()
-        if deadline == self._deadline:
-            return
-        self._cancel()
-        if deadline is not None:
-            self._deadline = deadline
-            self._timer = self.w.loop.call_at(deadline, self._on_timer)
+        self._deadline = deadline
+        if deadline is None:
+            self._cancel()
+        elif self._timer is None or deadline < self._timer.when():
+            self._cancel()
+            self._set_timer(deadline)
+
+    def _set_timer(self, deadline: float) -> None:
+        self._deadline = deadline
+        self._timer = self.w.loop.call_at(deadline, self._on_timer)
 
     def _cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None
-        self._deadline = None
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict:
