@@ -14,7 +14,7 @@ _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def key(name: str) -> str:
-    return name if _BARE.match(name) else value(name)
+    return name if _BARE.fullmatch(name) else value(name)   # fullmatch: "$" would admit a trailing newline
 
 
 def value(v: Any) -> str:
