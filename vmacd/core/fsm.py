@@ -146,6 +146,11 @@ class VirtualRouter:
         self._owner_src: tuple[IPAddress | None, float] | None = None
         self._master_entries: collections.deque[float] = collections.deque(maxlen=8)
         self._logs = RateLimiter(params.log_interval)
+        self._vipset = frozenset(params.vips)
+        self._eff_for: Tracking | None = None     # effective_priority cache: Tracking is frozen,
+        self._eff = params.priority               # so identity tells when to recompute
+        self._mdi_key: tuple[int, int] | None = None   # (priority, interval) of _mdi_s
+        self._mdi_s = 0.0
 
     # ------------------------------------------------------------------------------------------
     # Public API
@@ -154,7 +159,10 @@ class VirtualRouter:
     @property
     def effective_priority(self) -> int:
         """Priority in force (tracking applied, clamped 1..254; owner 255), groups.py."""
-        return effective_priority(self.params.priority, self.tracking)
+        if self.tracking is not self._eff_for:
+            self._eff_for = self.tracking
+            self._eff = effective_priority(self.params.priority, self.tracking)
+        return self._eff
 
     @property
     def leaving(self) -> bool:
@@ -186,8 +194,12 @@ class VirtualRouter:
             if self._handover_at is not None and now >= self._handover_at:
                 out += self._finish_leave(now, "handover bound passed")
             elif self._adver_at is not None and now >= self._adver_at:
-                self._adver_at = now + self._interval_s()
-                out.append(self._advert(self.effective_priority))                  # §6.4.3-11
+                # §6.4.3-11, keeping the rhythm: the next deadline counts from this one, not
+                # from a late callback, so delays do not add up; after a stall (more than one
+                # interval late) it restarts from now instead of sending a burst
+                nxt = self._adver_at + self._interval_s()
+                self._adver_at = nxt if nxt > now else now + self._interval_s()
+                out.append(self._advert(self.effective_priority))
             elif self._down_at is not None and now >= self._down_at:
                 out += self._become_master(now, "master down timer expired")       # §6.4.2-7
             else:
@@ -241,6 +253,15 @@ class VirtualRouter:
     def _mdi_cs(self):
         return timers.master_down_interval_cs(self.effective_priority,
                                               self.master_adver_interval_cs, self.params.version)
+
+    def _mdi_seconds(self) -> float:
+        """Master_Down_Interval in seconds, recomputed only when priority or interval changed
+        (the receive path arms it for every advert)."""
+        key = (self.effective_priority, self.master_adver_interval_cs)
+        if key != self._mdi_key:
+            self._mdi_key = key
+            self._mdi_s = timers.seconds(self._mdi_cs())
+        return self._mdi_s
 
     def _arm_down(self, now: float, cs) -> None:
         """Arm Master_Down_Timer `cs` from now, never before startup_until; none in maintenance."""
@@ -389,7 +410,7 @@ class VirtualRouter:
         if p.version == 3 and adv.interval_cs != p.interval_cs:
             out += self._log("warning", "interval-mismatch", now,
                              f"{adv.src} advertises {adv.interval_cs} cs, configured {p.interval_cs} cs")
-        if set(adv.addresses) != set(p.vips):
+        if adv.addresses != p.vips and set(adv.addresses) != self._vipset:
             out += self._log("warning", "address-mismatch", now,
                              f"{adv.src} advertises {[str(a) for a in adv.addresses]}")
         if adv.priority == 255:
@@ -433,7 +454,8 @@ class VirtualRouter:
     def _accept(self, adv: Advertisement, now: float) -> list[Action]:
         """§6.4.2-13: adopt the interval, recompute, restart Master_Down_Timer."""
         self.master_adver_interval_cs = adv.interval_cs
-        self._arm_down(now, self._mdi_cs())
+        self._down_at = None if self.maintenance else max(now + self._mdi_seconds(),
+                                                          self._startup_until)
         old, self.master_seen = self.master_seen, MasterInfo(adv.src, adv.priority,
                                                              adv.interval_cs, now)
         if old is None or (old.src, old.priority, old.interval_cs) != (adv.src, adv.priority,
