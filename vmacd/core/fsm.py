@@ -147,6 +147,8 @@ class VirtualRouter:
         self._master_entries: collections.deque[float] = collections.deque(maxlen=8)
         self._logs = RateLimiter(params.log_interval)
         self._vipset = frozenset(params.vips)
+        self._interval_sec = timers.seconds(params.interval_cs)   # Advertisement_Interval, s
+        self._adverts: dict[int, SendAdvert] = {}                 # priority -> action (frozen)
         self._eff_for: Tracking | None = None     # effective_priority cache: Tracking is frozen,
         self._eff = params.priority               # so identity tells when to recompute
         self._mdi_key: tuple[int, int] | None = None   # (priority, interval) of _mdi_s
@@ -244,7 +246,7 @@ class VirtualRouter:
     # ------------------------------------------------------------------------------------------
 
     def _interval_s(self) -> float:
-        return timers.seconds(self.params.interval_cs)
+        return self._interval_sec
 
     def _skew_cs(self, priority: int | None = None):
         prio = self.effective_priority if priority is None else priority
@@ -313,8 +315,12 @@ class VirtualRouter:
         return out
 
     def _advert(self, priority: int) -> SendAdvert:
-        p = self.params
-        return SendAdvert(p.vrid, p.version, p.family, priority, p.interval_cs, p.vips)
+        action = self._adverts.get(priority)
+        if action is None:
+            p = self.params
+            action = self._adverts[priority] = SendAdvert(p.vrid, p.version, p.family, priority,
+                                                          p.interval_cs, p.vips)
+        return action
 
     def _become_master(self, now: float, reason: str) -> list[Action]:
         return self._transition(State.MASTER, reason, now)

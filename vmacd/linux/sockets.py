@@ -18,10 +18,11 @@ TTL / hop limit 255 through IP_TTL / IPV6_UNICAST_HOPS (and the multicast ones, 
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import socket
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 IPPROTO_VRRP = 112
 IPPROTO_AH = 51
@@ -35,11 +36,21 @@ IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 _CMSG_SPACE = socket.CMSG_SPACE(64) * 2
 _MAX = 65535
 
+
+@functools.lru_cache(maxsize=4096)
+def _ip4(raw: bytes) -> ipaddress.IPv4Address:
+    """Address objects of the few peers of a LAN, made once (the receive path is hot)."""
+    return ipaddress.IPv4Address(raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip6(raw: bytes | str) -> ipaddress.IPv6Address:
+    return ipaddress.IPv6Address(raw)
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True)
-class Received:
+class Received(NamedTuple):
     """One datagram as received. `data` is the IP payload (VRRP, or AH+VRRP for protocol 51);
     `header` is the IPv4 header (b"" for IPv6, where the kernel never shows it)."""
 
@@ -148,9 +159,8 @@ class VrrpSocket:
         for level, kind, payload in anc:
             if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(payload) >= 12:
                 ifindex = struct.unpack_from("@i", payload)[0]
-        return Received(data=bytes(data[ihl:]), src=ipaddress.IPv4Address(data[12:16]),
-                        dst=ipaddress.IPv4Address(data[16:20]), ttl=data[8], ifindex=ifindex,
-                        proto=data[9], header=bytes(data[:ihl]))
+        return Received(data[ihl:], _ip4(data[12:16]), _ip4(data[16:20]), data[8], ifindex,
+                        data[9], data[:ihl])
 
     def _parse_v6(self, data: bytes, anc: list, addr: tuple) -> Received:
         ttl: int | None = None
@@ -162,11 +172,10 @@ class VrrpSocket:
             if kind == IPV6_HOPLIMIT and len(payload) >= 4:
                 ttl = struct.unpack_from("@i", payload)[0]
             elif kind == IPV6_PKTINFO and len(payload) >= 20:
-                dst = ipaddress.IPv6Address(payload[:16])
+                dst = _ip6(payload[:16])
                 ifindex = struct.unpack_from("@I", payload, 16)[0]
-        src = ipaddress.IPv6Address(addr[0].split("%", 1)[0])
-        return Received(data=bytes(data), src=src, dst=dst, ttl=ttl,
-                        ifindex=ifindex or addr[3], proto=self.proto)
+        src = _ip6(addr[0].split("%", 1)[0])
+        return Received(data, src, dst, ttl, ifindex or addr[3], self.proto)
 
     # ---- unicast send ----------------------------------------------------------------------
     def send_unicast(self, payload: bytes, peer: str, ifindex: int = 0,
