@@ -87,6 +87,7 @@ class InstanceRunner:
         self.stopped = asyncio.Event()
         self.trackers: dict[str, bool] = {}
         self.resource_faults: set[str] = set()        # resources whose start failed
+        self._vips_pending = False                     # vMAC up, VIPs still to add
         self._shown_priority = 0
 
     # ------------------------------------------------------------------ setup / teardown
@@ -113,6 +114,7 @@ class InstanceRunner:
             self.src_mac = self.w.vmacs.call(
                 lambda vm: vm.ipr.get_links(self.parent_index)[0].get("IFLA_ADDRESS"))
         self.sender = PacketSender(self.send_index)
+        self.w.vmacs.prepare_vips(self._vip_strings())
         self.router = VirtualRouter(self.params())
         self.metrics.state(self.router.state.value)
         self._shown_priority = self.router.effective_priority
@@ -211,6 +213,7 @@ class InstanceRunner:
             except Exception as exc:          # one failing action must not stop the others
                 log.error("%s: %s failed: %s", self.cfg.name, type(action).__name__, exc,
                           extra={"instance": self.cfg.name})
+        self._add_pending_vips()
         self._arm()
         prio = self.router.effective_priority
         if prio != self._shown_priority:         # tracking moved it (cheap check, hot path)
@@ -223,11 +226,13 @@ class InstanceRunner:
         kind = type(a)
         if kind is SendAdvert:
             self.send_advert(a.priority)
+            self._add_pending_vips()
         elif kind is ClaimVips:
             self._claim()
         elif kind is ReleaseVips:
             self._release()
         elif kind is Announce:
+            self._add_pending_vips()          # RFC 9568 §8.1.2-5: no GARP before the VIP exists
             self._announce(a.repeat)
         elif kind is StateChanged:
             self._state_changed(a)
@@ -299,15 +304,25 @@ class InstanceRunner:
         return [str(v) for v in self.cfg.virtual_ips]
 
     def _claim(self) -> None:
-        target = self.vmac if self.vmac is not None else self.parent_index
-        if self.vmac is None and self.w.guardian is not None:
+        """Bring the vMAC up now; the VIPs follow right after the first advertisement (it needs
+        only the up device), so a takeover is announced a netlink round trip earlier."""
+        if self.vmac is not None:
+            self.w.vmacs.set_up(self.vmac)
+        elif self.w.guardian is not None:
             for vip in self._vip_strings():      # vmac = false: the guardian removes them
                 self.w.guardian.vip(self.parent_index, vip)
-        self.w.vmacs.claim(target, self._vip_strings())
+        self._vips_pending = True
         if self.cfg.garp_refresh:
             self._schedule_refresh()
 
+    def _add_pending_vips(self) -> None:
+        if self._vips_pending:
+            self._vips_pending = False
+            target = self.vmac if self.vmac is not None else self.parent_index
+            self.w.vmacs.add_vips(target, self._vip_strings())
+
     def _release(self) -> None:
+        self._vips_pending = False
         if self._refresh:
             self._refresh.cancel()
             self._refresh = None

@@ -95,6 +95,7 @@ class VmacManager:
 
     def __init__(self, ipr: IPRoute | None = None) -> None:
         self.ipr = ipr or IPRoute()
+        self._covered: dict = {}      # VIP interface -> an operator address routes its prefix
 
     def close(self) -> None:
         """Close the netlink socket."""
@@ -184,8 +185,23 @@ class VmacManager:
         idx = target.ifindex if isinstance(target, Vmac) else target
         if isinstance(target, Vmac):
             self._set_state(idx, "up")
+        self.add_vips(idx, vips)
+
+    def set_up(self, vmac: Vmac) -> None:
+        """Bring the vMAC up without VIPs yet (the daemon sends its first advert in between)."""
+        self._set_state(vmac.ifindex, "up")
+
+    def add_vips(self, target: Vmac | int, vips: list[str]) -> None:
+        """Add the VIPs (IPv6 nodad); already present is not an error."""
+        idx = target.ifindex if isinstance(target, Vmac) else target
         for vip in vips:
             self._add_vip(idx, vip)
+
+    def prepare_vips(self, vips: list[str]) -> None:
+        """Decide `noprefixroute` for these VIPs now (an address dump), not at takeover time."""
+        for vip in vips:
+            iface = ipaddress.ip_interface(vip)
+            self._covered[iface] = self._prefix_covered(iface)
 
     def release(self, target: Vmac | int) -> None:
         """Leave master: remove the VIPs vmacd added, then take the vMAC down (Vmac)."""
@@ -207,7 +223,8 @@ class VmacManager:
     def _add_vip(self, idx: int, vip: str) -> None:
         iface = ipaddress.ip_interface(vip)
         flags = IFA_F_NODAD if iface.version == 6 else 0
-        if self._prefix_covered(iface):
+        covered = self._covered.get(iface)
+        if covered if covered is not None else self._prefix_covered(iface):
             flags |= IFA_F_NOPREFIXROUTE
         try:
             self.ipr.addr("add", index=idx, address=str(iface.ip),
