@@ -25,7 +25,10 @@ ROOT = "/proc/sys/net"
 PARENT_V4 = {"arp_ignore": "1", "arp_announce": "2"}
 VMAC_V4 = {"arp_ignore": "1", "arp_announce": "2", "rp_filter": "2"}
 VMAC_V6_OFF = {"disable_ipv6": "1"}
-VMAC_V6 = {"accept_ra": "0", "router_solicitations": "0", "accept_dad": "0",
+# forwarding=1 on the vMAC alone is Linux's per-interface router behaviour (it forwards nothing
+# by itself: that is net.ipv6.conf.all.forwarding): NAs for the VIPs carry the Router flag
+# (RFC 9568 §6.4.3-4) and the device never sends router solicitations.
+VMAC_V6 = {"forwarding": "1", "accept_ra": "0", "router_solicitations": "0", "accept_dad": "0",
            "dad_transmits": "0", "addr_gen_mode": "1"}
 
 
