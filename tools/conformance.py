@@ -22,6 +22,9 @@ DEFAULT_REQS = ROOT.parent / "shared" / "RFC9568-REQUIREMENTS.md"
 #: Rows that do not bind vmacd, and why (decided per row; a test on such a row still counts).
 NOT_APPLICABLE = {
     "9568-5.1.1.2-2": "routing is the kernel's: Linux never forwards 224.0.0.0/24; vmacd relays nothing",
+    "9568-5.1.2.2-2": "routing is the kernel's: Linux never forwards link-scope ff02::/16; vmacd relays nothing",
+    "9568-6.4.3-5": "vmacd sends no router advertisements: run radvd on the vMAC device (started as a "
+                    "resource on becoming master); the vMAC is down on backups, so radvd there is silent",
     "9568-6.4.3-7": "forwarding is the kernel's (ip_forward); vmacd only brings the vMAC device up",
     "9568-8.1.2-6": "operator advice; the docs' examples manage boxes by their own addresses",
     "9568-8.1.3-1": "vmacd runs no proxy ARP",

@@ -85,10 +85,13 @@ def neigh_mac(n, ns, addr):
     return entries[0].get("lladdr") if entries else None
 
 
-@pytest.mark.rfc("9568-6.4.3-8")
-@pytest.mark.rfc("9568-6.4.3-9")
-@pytest.mark.rfc("9568-6.1-10")
-@pytest.mark.rfc("9568-8.3.1-1")
+@pytest.mark.rfc("9568-6.4.3-8", "holds")        # accept = true: the VIP answers
+@pytest.mark.rfc("9568-6.4.3-8", "refused")      # accept = false: it does not
+@pytest.mark.rfc("9568-6.4.3-9", "holds")
+@pytest.mark.rfc("9568-6.4.3-9", "refused")      # the filter removed: answered again
+@pytest.mark.rfc("9568-6.1-10", "holds")
+@pytest.mark.rfc("9568-6.4.3-6", "holds")
+@pytest.mark.rfc("9568-8.3.1-1", "holds")
 def test_accept_false_drops_vip_traffic_but_not_arp_or_nd(lab):
     n, r1, r2, filt = lab
     assert answered(n, r2, "192.0.2.254") and answered(n, r2, "2001:db8::fe")   # accept = true: answered

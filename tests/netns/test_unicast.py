@@ -2,12 +2,17 @@
 pair elects and fails over exactly as with multicast; nothing is sent to 224.0.0.18."""
 from __future__ import annotations
 
+import pytest
+
 from vmaclab import impls
 from vmaclab.faults import fault
 from vmaclab.observe import Observer, bridge_ports
 from vmaclab.util import wait_until
 
 
+# the SPEC §3 departure (unicast_peers): this test checks the departed behaviour, that with peers
+# configured nothing goes to the group
+@pytest.mark.rfc("9568-7.2-7", "refused")
 def test_unicast_pair_elects_and_fails_over(lab, tmp_path):
     lb = lab("pair")
     a1, a2 = lb.addr("r1", "lan"), lb.addr("r2", "lan")

@@ -189,6 +189,8 @@ def test_encode_is_cached_not_rebuilt():
     assert after.misses == before.misses + 1 and after.hits == before.hits + 1
 
 
+@pytest.mark.rfc("9568-8.4.2-5", "holds")       # 3 s on the wire -> 300 cs, not 3 cs
+@pytest.mark.rfc("9568-8.4.2-5", "refused")     # 1.5 s cannot be sent as v2
 def test_v2_interval_is_whole_seconds():
     p = encode(ADV2, src=S4, dst=G4)
     assert p[5] == 3 and p[4] == 0 and len(p) == 8 + 4 + 8
