@@ -171,7 +171,7 @@ class Daemon:
         bound = max((r.cfg.advert_interval * 4 for r in runners), default=0) + STOP_GRACE
         waits = [asyncio.ensure_future(r.stopped.wait()) for r in runners]
         if waits:
-            done, pending = await asyncio.wait(waits, timeout=bound)
+            _done, pending = await asyncio.wait(waits, timeout=bound)
             for w in pending:
                 w.cancel()
         for runner in runners:
@@ -180,7 +180,7 @@ class Daemon:
     def _remove_runner(self, runner: InstanceRunner) -> None:
         try:
             runner.close()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one instance's cleanup must not stop the rest
             log.error("%s: cleanup failed: %s", runner.cfg.name, exc)
         self.runners.pop(runner.cfg.name, None)
         self._by_key = {k: r for k, r in self._by_key.items() if r is not runner}
@@ -209,7 +209,7 @@ class Daemon:
         if self.procs is not None:
             try:        # resource stop commands and the last notify run to the end
                 await self.procs.drain(timeout=self._drain_timeout())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("stop commands still running at exit: killed")
             await self.procs.close()
         if self.guardian is not None:

@@ -13,15 +13,29 @@ import asyncio
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from vmacd.config import model
 from vmacd.core import auth as core_auth
 from vmacd.core import l2, wire
-from vmacd.core.events import (Action, AdvertReceived, Announce, ClaimVips, Drop, DualMaster, Log,
-                               MasterSeen, Notify, ReleaseVips, RunResources, SendAdvert,
-                               StateChanged, Stopped, TrackChanged)
+from vmacd.core.events import (
+    Action,
+    AdvertReceived,
+    Announce,
+    ClaimVips,
+    Drop,
+    DualMaster,
+    Log,
+    MasterSeen,
+    Notify,
+    ReleaseVips,
+    RunResources,
+    SendAdvert,
+    StateChanged,
+    Stopped,
+    TrackChanged,
+)
 from vmacd.core.fsm import State, VirtualRouter
 from vmacd.core.params import RouterParams
 
@@ -43,7 +57,7 @@ class Wiring:
     metrics: object               # control.metrics.Metrics
     procs: object                 # linux.procs.SerialRunner-like: submit(key, argv, timeout, cb)
     unicast_send: Callable[[int, bytes, str, int], bool]   # (family, payload, peer, ifindex)
-    on_change: Callable[["InstanceRunner"], None]          # state changed (sync groups, sd status)
+    on_change: Callable[[InstanceRunner], None]          # state changed (sync groups, sd status)
     notify_script: str | None = None
     guardian: object | None = None
     accept_filter: object | None = None   # linux.nft.AcceptModeFilter
@@ -210,7 +224,7 @@ class InstanceRunner:
         for action in actions:
             try:
                 changed |= self._do(action)
-            except Exception as exc:          # one failing action must not stop the others
+            except Exception as exc:  # noqa: BLE001 - one failing action must not stop the others
                 log.error("%s: %s failed: %s", self.cfg.name, type(action).__name__, exc,
                           extra={"instance": self.cfg.name})
         self._add_pending_vips()

@@ -462,3 +462,23 @@ def test_non_utf8_file(tmp_path):
     cfg.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load(str(cfg))
+
+
+def test_a_duplicate_name_does_not_hide_the_duplicate_vrid():
+    text = """
+[[instance]]
+name = "lan"
+interface = "eth1"
+vrid = 51
+virtual_ips = ["192.0.2.254/24"]
+[[instance]]
+name = "lan"
+interface = "eth1"
+vrid = 51
+virtual_ips = ["192.0.2.253/24"]
+"""
+    with pytest.raises(ConfigError) as err:
+        load_text(text, "v.toml", read_files=False)
+    got = [str(i) for i in err.value.errors]
+    assert any("instance[lan].name: duplicate name" in g for g in got), got
+    assert any("instance[lan].vrid: eth1 already has VRID 51" in g for g in got), got

@@ -256,9 +256,8 @@ def _cross_check(issues: Issues, instances: list[model.Instance]) -> None:
     vips: dict[Any, str] = {}
     for inst in instances:
         label = f"instance[{inst.name}]"
-        if inst.name in names:
+        if inst.name in names:        # and go on: its VRID and VIPs may clash as well
             issues.add(f"{label}.name", f"duplicate name, got {show(inst.name)}")
-            continue
         names[inst.name] = 1
         if inst.key in keys:
             issues.add(f"{label}.vrid", f"{inst.interface} already has VRID {inst.vrid} for "

@@ -10,7 +10,8 @@ NETLINK_TIMEOUT raises instead of stalling advertisements forever.
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from vmacd.linux.netlink import LinkError, VmacManager
 
@@ -34,7 +35,7 @@ class ThreadedVmacs:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(VmacManager, name)
         if not callable(method):
-            raise AttributeError(name)
+            raise AttributeError(name)  # noqa: TRY004 - attribute protocol, not a type check
         return lambda *a, **kw: self.call(lambda vm: getattr(vm, name)(*a, **kw))
 
     def close(self) -> None:

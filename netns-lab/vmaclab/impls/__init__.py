@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Router, RouterConfig, STATES
+from .base import STATES, Router, RouterConfig
 
 _BUILTIN = {"keepalived": "vmaclab.impls.keepalived:Keepalived", "frr": "vmaclab.impls.frr:Frr",
             "vmacd": "vmaclab.impls.vmacd:Vmacd"}
@@ -33,4 +33,4 @@ def names() -> list[str]:
     return sorted(set(_BUILTIN) | set(_REGISTRY))
 
 
-__all__ = ["Router", "RouterConfig", "STATES", "get", "register", "names"]
+__all__ = ["STATES", "Router", "RouterConfig", "get", "names", "register"]

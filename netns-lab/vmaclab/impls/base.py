@@ -53,9 +53,9 @@ class Router(abc.ABC):
         #: (monotonic time, state) each time the implementation reported a state
         self.history: list[tuple[float, str]] = []
 
-    def configure(self, lab: "Lab", node: str, lan: str, vrid: int, vip: str, priority: int,
+    def configure(self, lab: Lab, node: str, lan: str, vrid: int, vip: str, priority: int,
                   advert_ms: int, version: int = 3, preempt: bool = True, vmac: bool = True,
-                  track: dict | None = None, **extra: object) -> "Router":
+                  track: dict | None = None, **extra: object) -> Router:
         """Record the instance and write the implementation's config files; returns self."""
         if version == 2 and advert_ms % 1000:
             raise ValueError(f"VRRPv2 advertisement interval must be whole seconds, got {advert_ms} ms")

@@ -12,7 +12,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from ..util import LabError, kill, pid_alive, read_pidfile, run, wait_until
+from ..util import LabError, kill, pid_alive, run, wait_until
 from .base import Router
 
 FRR_LIB = Path("/usr/lib/frr")

@@ -1,22 +1,17 @@
 """keepalived 2.2.x as a lab Router: generated config, foreground daemon, state via notify_fifo."""
 from __future__ import annotations
 
-import os
-import select
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 from ..util import LabError, kill, pid_alive, read_pidfile, wait_until
 from .base import Router
+from .fifo import NotifyFifo
 
 KEEPALIVED = "/usr/sbin/keepalived"
-_STATE_WORDS = {"MASTER": "master", "BACKUP": "backup", "FAULT": "fault", "STOP": "stopped",
-                "DELETED": "stopped"}
 
-
-class Keepalived(Router):
+class Keepalived(NotifyFifo, Router):
     """keepalived -P -n -l -D with per-run pid files; notify_fifo read by a thread gives state()."""
 
     name = "keepalived"
@@ -24,10 +19,7 @@ class Keepalived(Router):
     def __init__(self) -> None:
         super().__init__()
         self.proc: subprocess.Popen | None = None
-        self._fifo_fd: int | None = None
-        self._reader: threading.Thread | None = None
-        self._stop_reader = threading.Event()
-        self._state = "init"
+        self._fifo_init()
 
     # -- paths -----------------------------------------------------------------------------------
     @property
@@ -53,7 +45,7 @@ class Keepalived(Router):
         adv_txt = f"{adv:g}" if c.version == 3 else str(int(adv))
         iface = self.lab.ifname(c.node, c.lan)
         plen = self.lab.topo.prefixlen(c.lan, c.family)
-        lines = ["global_defs {", f"  router_id {c.node}", f"  notify_fifo {self.dir / 'notify.fifo'}",
+        lines = ["global_defs {", f"  router_id {c.node}", f"  notify_fifo {self.fifo_path}",
                  "  script_user root", "  enable_script_security", f"  vrrp_version {c.version}",
                  "}"]
         track = ""
@@ -78,9 +70,7 @@ class Keepalived(Router):
     def write_config(self) -> None:
         """Write keepalived.conf and the notify fifo into the work directory."""
         self.conf_path.write_text(self.render())
-        fifo = self.dir / "notify.fifo"
-        if not fifo.exists():
-            os.mkfifo(fifo, 0o600)
+        self._make_fifo()
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -152,42 +142,3 @@ class Keepalived(Router):
             return "\n".join((self.dir / "keepalived.log").read_text().splitlines()[-n:])
         except OSError:
             return ""
-
-    # -- notify fifo -----------------------------------------------------------------------------
-    def _open_fifo(self) -> None:
-        if self._fifo_fd is not None:
-            return
-        self._fifo_fd = os.open(self.dir / "notify.fifo", os.O_RDWR | os.O_NONBLOCK)
-        self._stop_reader.clear()
-        self._reader = threading.Thread(target=self._read_fifo, daemon=True,
-                                        name=f"keepalived-fifo-{self.node}")
-        self._reader.start()
-
-    def _close_fifo(self) -> None:
-        self._stop_reader.set()
-        if self._reader is not None:
-            self._reader.join(timeout=2)
-        if self._fifo_fd is not None:
-            os.close(self._fifo_fd)
-        self._fifo_fd, self._reader = None, None
-
-    def _read_fifo(self) -> None:
-        buf = b""
-        while not self._stop_reader.is_set():
-            ready, _, _ = select.select([self._fifo_fd], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                buf += os.read(self._fifo_fd, 4096)
-            except BlockingIOError:
-                continue
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                self._parse(line.decode(errors="replace"))
-
-    def _parse(self, line: str) -> None:
-        # INSTANCE "VI_51" MASTER 200
-        parts = line.split()
-        if len(parts) >= 3 and parts[0] == "INSTANCE" and parts[2] in _STATE_WORDS:
-            self._state = _STATE_WORDS[parts[2]]
-            self._record(self._state)

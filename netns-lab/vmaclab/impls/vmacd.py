@@ -7,26 +7,21 @@ control socket, which is exact.
 from __future__ import annotations
 
 import json
-import os
-import select
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from ..util import LabError, kill, pid_alive, wait_until
 from .base import Router
+from .fifo import NotifyFifo
 
 _NOTIFY = """#!/bin/sh
 # vmaclab: vmacd notify (TYPE NAME STATE PRIORITY) -> the lab's fifo
 printf 'INSTANCE %s %s %s\\n' "$2" "$3" "$4" > {fifo}
 """
-_STATES = {"MASTER": "master", "BACKUP": "backup", "FAULT": "fault", "STOP": "stopped",
-           "STOPPED": "stopped", "INIT": "init"}
 
-
-class Vmacd(Router):
+class Vmacd(NotifyFifo, Router):
     """`vmacd run -c <workdir>/vmacd.toml` per node; a guardian child is part of the daemon."""
 
     name = "vmacd"
@@ -34,10 +29,7 @@ class Vmacd(Router):
     def __init__(self) -> None:
         super().__init__()
         self.proc: subprocess.Popen | None = None
-        self._fifo_fd: int | None = None
-        self._reader: threading.Thread | None = None
-        self._stop_reader = threading.Event()
-        self._state = "init"
+        self._fifo_init()
 
     # -- paths -----------------------------------------------------------------------------------
     @property
@@ -102,11 +94,9 @@ class Vmacd(Router):
     def write_config(self) -> None:
         self.conf_path.write_text(self.render())
         self.conf_path.chmod(0o600)         # vmacd refuses inline keys in a world-readable file
-        fifo = self.dir / "notify.fifo"
-        if not fifo.exists():
-            os.mkfifo(fifo, 0o600)
+        self._make_fifo()
         script = self.dir / "notify.sh"
-        script.write_text(_NOTIFY.format(fifo=fifo))
+        script.write_text(_NOTIFY.format(fifo=self.fifo_path))
         script.chmod(0o755)
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -194,41 +184,6 @@ class Vmacd(Router):
             return "\n".join((self.dir / "vmacd.log").read_text().splitlines()[-n:])
         except OSError:
             return ""
-
-    # -- notify fifo -----------------------------------------------------------------------------
-    def _open_fifo(self) -> None:
-        if self._fifo_fd is not None:
-            return
-        self._fifo_fd = os.open(self.dir / "notify.fifo", os.O_RDWR | os.O_NONBLOCK)
-        self._stop_reader.clear()
-        self._reader = threading.Thread(target=self._read_fifo, daemon=True,
-                                        name=f"vmacd-fifo-{self.node}")
-        self._reader.start()
-
-    def _close_fifo(self) -> None:
-        self._stop_reader.set()
-        if self._reader is not None:
-            self._reader.join(timeout=2)
-        if self._fifo_fd is not None:
-            os.close(self._fifo_fd)
-        self._fifo_fd, self._reader = None, None
-
-    def _read_fifo(self) -> None:
-        buf = b""
-        while not self._stop_reader.is_set():
-            ready, _, _ = select.select([self._fifo_fd], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                buf += os.read(self._fifo_fd, 4096)
-            except BlockingIOError:
-                continue
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                parts = line.decode(errors="replace").split()
-                if len(parts) >= 3 and parts[2] in _STATES:
-                    self._state = _STATES[parts[2]]
-                    self._record(self._state)
 
 
 def _is_guardian(pid: int) -> bool:
