@@ -33,9 +33,18 @@ def _span(rec: RunRecord) -> tuple[int, int]:
     return min(ts), max(ts)
 
 
+#: faults after which a daemon can report nothing more: its lane ends there, shown as stopped
+SILENCING = ("crash", "kill")
+
+
 def _state_segments(rec: RunRecord, node: str, end_ns: int) -> list[tuple[int, int, str]]:
-    """(start, end, state) segments of ``node`` from its state events."""
-    evs = rec.events_of("state", node)
+    """(start, end, state) segments of ``node`` from its state events. A daemon SIGKILLed by a
+    `crash` or `kill` reports nothing afterwards: its last state ends at the fault."""
+    evs = list(rec.events_of("state", node))
+    for f in rec.events_of("fault", node):
+        if f.get("name") in SILENCING and not any(e["t_ns"] > f["t_ns"] for e in evs):
+            evs.append({"t_ns": f["t_ns"], "state": "stopped"})
+    evs.sort(key=lambda e: e["t_ns"])
     return [(e["t_ns"], (evs[i + 1]["t_ns"] if i + 1 < len(evs) else end_ns), e["state"])
             for i, e in enumerate(evs)]
 
