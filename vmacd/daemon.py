@@ -122,7 +122,11 @@ class Daemon:
         runner = InstanceRunner(inst, wiring)
         if inst.vmac:
             self.sysctls.configure_parent(inst.interface)
-        runner.setup()
+        try:
+            runner.setup()
+        except Exception:
+            runner.close()                 # a half-made vMAC must not outlive the failure
+            raise
         self.runners[inst.name] = runner
         self._by_key[(runner.parent_index, inst.family, inst.vrid)] = runner
         self._parent_of[runner.parent_index] = runner.parent_index
@@ -365,16 +369,36 @@ class Daemon:
         except OSError as exc:
             raise ReloadError(f"{self.path}: {exc.strerror or exc}") from None
         d = config_diff.diff(self.config, new)
+        missing = sorted({new.instance(n).interface for n in (*d.changed, *d.added)
+                          if not self._interface_exists(new.instance(n).interface)})
+        if missing:         # refused before anything is touched, like a config error
+            raise ReloadError(f"interface(s) {', '.join(missing)} do not exist")
         self.notifier.reloading()
         if d.global_changed:
             log.warning("[global] changed: control_socket/metrics_listen apply after a restart")
         gone = [self.runners[n] for n in (*d.removed, *d.changed) if n in self.runners]
         await self._stop_runners(gone, "reload")
         self.config = new
-        started = [self._add_instance(new.instance(name)) for name in (*d.changed, *d.added)]
+        started, failed = [], {}
+        for name in (*d.changed, *d.added):
+            try:
+                started.append(self._add_instance(new.instance(name)))
+            except (netlink.LinkError, OSError, RuntimeError) as exc:
+                log.error("reload: instance %s could not start: %s", name, exc)
+                failed[name] = str(exc)
         self.trackers.configure(new.instances)
         for runner in started:
             self._start_instance(runner)
         self.notifier.ready("reloaded")
-        return {"added": list(d.added), "removed": list(d.removed),
-                "changed": list(d.changed), "unchanged": list(d.unchanged)}
+        reply = {"added": list(d.added), "removed": list(d.removed),
+                 "changed": list(d.changed), "unchanged": list(d.unchanged)}
+        if failed:
+            reply["failed"] = failed
+        return reply
+
+    def _interface_exists(self, ifname: str) -> bool:
+        try:
+            self.vmacs.ifindex(ifname)
+        except netlink.LinkError:
+            return False
+        return True
