@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import netifaces
+
 from vmacd.config import model
 from vmacd.core import auth as core_auth
 from vmacd.core import l2, wire
@@ -124,9 +126,8 @@ class InstanceRunner:
             self.src_mac = self.vmac.mac
             if self.w.guardian is not None:
                 self.w.guardian.own(self.vmac.ifindex)
-        else:
-            self.src_mac = self.w.vmacs.call(
-                lambda vm: vm.ipr.get_links(self.parent_index)[0].get("IFLA_ADDRESS"))
+        else:                               # vmac = false: the parent's own MAC
+            self.src_mac = netifaces.ifaddresses(cfg.interface)[netifaces.AF_LINK][0]["addr"]
         self.sender = PacketSender(self.send_index)
         self.w.vmacs.prepare_vips(self._vip_strings())
         self.router = VirtualRouter(self.params())
@@ -144,7 +145,7 @@ class InstanceRunner:
         return not self.cfg.accept and not self.cfg.owner and self.w.accept_filter is not None
 
     def vmac_name(self) -> str:
-        """Device name: vmacd-<vrid hex><4|6> plus the parent's index so two LANs never clash."""
+        """Device name `vm<parent ifindex>.<vrid>.<4|6>`: unique per LAN, VRID and family."""
         return f"vm{self.parent_index}.{self.cfg.vrid}.{self.cfg.family}"[:15]
 
     def params(self) -> RouterParams:
@@ -166,7 +167,7 @@ class InstanceRunner:
             if self.w.guardian is not None:
                 self.w.guardian.disown(self.vmac.ifindex)
         elif self.router is not None and self.router.holds_vips:
-            self.w.vmacs.release(self.parent_index)
+            self.w.vmacs.release(self.parent_index, self._vip_strings())
         if self.sender is not None:
             self.sender.close()
         if self.filters_vips:
@@ -340,8 +341,10 @@ class InstanceRunner:
         if self._refresh:
             self._refresh.cancel()
             self._refresh = None
-        target = self.vmac if self.vmac is not None else self.parent_index
-        self.w.vmacs.release(target)
+        if self.vmac is not None:
+            self.w.vmacs.release(self.vmac)
+        else:                               # only ours: other instances share the parent
+            self.w.vmacs.release(self.parent_index, self._vip_strings())
         if self.vmac is None and self.w.guardian is not None:
             for vip in self._vip_strings():
                 self.w.guardian.unvip(self.parent_index, vip)

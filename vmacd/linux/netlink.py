@@ -203,10 +203,13 @@ class VmacManager:
             iface = ipaddress.ip_interface(vip)
             self._covered[iface] = self._prefix_covered(iface)
 
-    def release(self, target: Vmac | int) -> None:
-        """Leave master: remove the VIPs vmacd added, then take the vMAC down (Vmac)."""
+    def release(self, target: Vmac | int, vips: list[str] | None = None) -> None:
+        """Leave master: remove the VIPs vmacd added, then take the vMAC down (Vmac).
+
+        On a parent (vmac = false) pass the instance's own `vips`: other instances may keep
+        theirs on the same interface."""
         idx = target.ifindex if isinstance(target, Vmac) else target
-        self.remove_vips(idx)
+        self.remove_vips(idx, only=vips)
         if isinstance(target, Vmac):
             self._set_state(idx, "down")
 
@@ -251,10 +254,13 @@ class VmacManager:
         return [f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}" for m in self.ipr.get_addr(index=ifindex)
                 if m.get("IFA_PROTO") == VIP_PROTO]
 
-    def remove_vips(self, ifindex: int) -> list[str]:
-        """Remove every address vmacd added on `ifindex`; return them."""
+    def remove_vips(self, ifindex: int, only: list[str] | None = None) -> list[str]:
+        """Remove the addresses vmacd added on `ifindex` (all, or those in `only`)."""
         gone = []
+        keep_out = None if only is None else {ipaddress.ip_interface(v) for v in only}
         for vip in self.vips(ifindex):
+            if keep_out is not None and ipaddress.ip_interface(vip) not in keep_out:
+                continue
             iface = ipaddress.ip_interface(vip)
             try:
                 self.ipr.addr("del", index=ifindex, address=str(iface.ip),
