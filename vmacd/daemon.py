@@ -28,7 +28,7 @@ from vmacd.core.events import LinkChanged, Maintenance, Shutdown, Startup, Track
 from vmacd.instance import InstanceRunner, Wiring
 from vmacd.linux import netlink, sockets
 from vmacd.linux.guardian import Guardian, GuardianError
-from vmacd.linux.nft import AcceptModeFilter, NftError
+from vmacd.linux.nft import AcceptModeFilter, NftError, OwnerArpFilter
 from vmacd.linux.nlthread import ThreadedVmacs
 from vmacd.linux.sdnotify import Notifier
 from vmacd.linux.sysctl import SysctlGuard
@@ -60,6 +60,7 @@ class Daemon:
         self.sysctls = SysctlGuard()
         self.guardian = None
         self.accept_filter = AcceptModeFilter()
+        self.owner_filter = OwnerArpFilter()
         self.procs = None
         self.trackers: Trackers | None = None
         self.watcher: netlink.LinkWatcher | None = None
@@ -118,7 +119,7 @@ class Daemon:
         wiring = Wiring(loop=self.loop, vmacs=self.vmacs, metrics=self.metrics, procs=self.procs,
                         unicast_send=self._unicast_send, on_change=self._on_change,
                         notify_script=self.config.global_.notify, guardian=self.guardian,
-                        accept_filter=self.accept_filter)
+                        accept_filter=self.accept_filter, owner_filter=self.owner_filter)
         runner = InstanceRunner(inst, wiring)
         if inst.vmac:
             self.sysctls.configure_parent(inst.interface)
@@ -141,12 +142,15 @@ class Daemon:
         return runner
 
     def _clean_accept_table(self) -> None:
-        """Remove an `inet vmacd` table a crashed predecessor left (accept = false rules)."""
+        """Remove the nftables tables vmacd keeps (accept = false drops, the owner's ARP filter),
+        also when a crashed predecessor left them."""
         try:
             self.accept_filter.close()
+            self.owner_filter.close()
         except NftError as exc:
-            if any(not i.accept and not i.owner for i in self.config.instances):
-                raise
+            if any((not i.accept and not i.owner) or (i.owner and i.vmac)
+                   for i in self.config.instances):
+                raise                   # an instance needs nftables: say so at startup
             log.debug("no nftables cleanup: %s", exc)
 
     def _start_instance(self, runner: InstanceRunner) -> None:

@@ -45,6 +45,7 @@ log = logging.getLogger("vmacd.instance")
 
 ANNOUNCE_SPACING = 0.05          # seconds between repeated GARP/NA rounds
 NOTIFY_TIMEOUT = 10.0            # seconds a notify script may run
+ERROR_LOG_EVERY = 10.0           # seconds between two log lines of one failing kind of action
 AH_EPOCH = 1704067200            # 2024-01-01T00:00:00Z, origin of the AH sequence numbers
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
                "error": logging.ERROR}
@@ -63,6 +64,7 @@ class Wiring:
     notify_script: str | None = None
     guardian: object | None = None
     accept_filter: object | None = None   # linux.nft.AcceptModeFilter
+    owner_filter: object | None = None    # linux.nft.OwnerArpFilter
 
 
 def auth_spec(auth: model.Auth | None) -> core_auth.AuthSpec:
@@ -105,6 +107,7 @@ class InstanceRunner:
         self.resource_faults: set[str] = set()        # resources whose start failed
         self._vips_pending = False                     # vMAC up, VIPs still to add
         self._shown_priority = 0
+        self._errors: dict[str, tuple[float | None, int]] = {}   # action kind -> (logged, held)
 
     # ------------------------------------------------------------------ setup / teardown
     def setup(self) -> None:
@@ -127,7 +130,7 @@ class InstanceRunner:
             if self.w.guardian is not None:
                 self.w.guardian.own(self.vmac.ifindex)
         else:                               # vmac = false: the parent's own MAC
-            self.src_mac = netifaces.ifaddresses(cfg.interface)[netifaces.AF_LINK][0]["addr"]
+            self.src_mac = self._parent_mac()
         self.sender = PacketSender(self.send_index)
         self.w.vmacs.prepare_vips(self._vip_strings())
         self.router = VirtualRouter(self.params())
@@ -139,6 +142,20 @@ class InstanceRunner:
             # the VIPs (ARP and NS/NA still pass). The rule is installed once: while backup the
             # VIPs are not on the box, so it costs nothing at transition time.
             self.w.accept_filter.add(cfg.name, self._vip_strings())
+        if self.owned_addresses():
+            self.w.owner_filter.add(cfg.name, self._parent_mac(), self.owned_addresses())
+
+    def _parent_mac(self) -> str:
+        return netifaces.ifaddresses(self.cfg.interface)[netifaces.AF_LINK][0]["addr"]
+
+    def owned_addresses(self) -> list[str]:
+        """IPv4 VIPs that are the parent's own addresses: the address owner's (priority 255).
+        Their ARP replies must come from the vMAC only (linux.nft.OwnerArpFilter)."""
+        if not (self.cfg.owner and self.cfg.vmac and self.cfg.family == 4
+                and self.w.owner_filter is not None):
+            return []
+        own = {a["addr"] for a in netifaces.ifaddresses(self.cfg.interface).get(netifaces.AF_INET, [])}
+        return [str(v.ip) for v in self.cfg.virtual_ips if str(v.ip) in own]
 
     @property
     def filters_vips(self) -> bool:
@@ -172,6 +189,8 @@ class InstanceRunner:
             self.sender.close()
         if self.filters_vips:
             self.w.accept_filter.remove(self.cfg.name)
+        if self.w.owner_filter is not None:
+            self.w.owner_filter.remove(self.cfg.name)
         self.w.metrics.remove_instance(self.cfg.name)
 
     # ------------------------------------------------------------------ inputs
@@ -226,8 +245,7 @@ class InstanceRunner:
             try:
                 changed |= self._do(action)
             except Exception as exc:  # noqa: BLE001 - one failing action must not stop the others
-                log.error("%s: %s failed: %s", self.cfg.name, type(action).__name__, exc,
-                          extra={"instance": self.cfg.name})
+                self._action_failed(action, exc)
         self._add_pending_vips()
         self._arm()
         prio = self.router.effective_priority
@@ -236,6 +254,19 @@ class InstanceRunner:
             self.metrics.priority(self.cfg.priority, prio)
         if changed:
             self.w.on_change(self)
+
+    def _action_failed(self, action: Action, exc: Exception) -> None:
+        """Log a failing action, at most once per ERROR_LOG_EVERY seconds per kind of action
+        (a failing SendAdvert would otherwise log at the advertisement rate)."""
+        kind, now = type(action).__name__, self.w.loop.time()
+        last, suppressed = self._errors.get(kind, (None, 0))
+        if last is not None and now - last < ERROR_LOG_EVERY:
+            self._errors[kind] = (last, suppressed + 1)
+            return
+        self._errors[kind] = (now, 0)
+        more = f" ({suppressed} more since the last report)" if suppressed else ""
+        log.error("%s: %s failed: %s%s", self.cfg.name, kind, exc, more,
+                  extra={"instance": self.cfg.name, "suppressed": suppressed})
 
     def _do(self, a: Action) -> bool:
         kind = type(a)

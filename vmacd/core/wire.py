@@ -174,7 +174,8 @@ def _check_template(adv: Advertisement, src: IPAddress, dst: IPAddress) -> None:
             raise UsageError("VRRPv2 is IPv4 only (RFC 3768)")
         if adv.interval_cs % 100 or not 100 <= adv.interval_cs <= 25500:
             raise UsageError(f"v2 interval must be whole seconds 1..255, got {adv.interval_cs} cs")
-    if src in adv.addresses:
+    if src in adv.addresses and adv.priority not in (0, 255):
+        # only the address owner (priority 255; 0 when it leaves) lists its own primary address
         raise UsageError(f"source {src} is a virtual address; send from the interface's own (§5.1.1.1)")
     if fam == 6:
         if not src.is_link_local:

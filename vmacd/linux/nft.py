@@ -93,12 +93,60 @@ class AcceptModeFilter:
         self._run(self.ruleset())
 
     def _run(self, script: str) -> None:
-        try:
-            res = subprocess.run([self.nft, "-f", "-"], input=script, capture_output=True,
-                                 text=True, timeout=self.timeout, check=False)
-        except FileNotFoundError:
-            raise NftError(f"accept = false needs nftables: {self.nft} not found") from None
-        except subprocess.TimeoutExpired:
-            raise NftError(f"nft did not answer within {self.timeout}s") from None
-        if res.returncode != 0:
-            raise NftError(f"nft refused the vmacd table: {res.stderr.strip()}")
+        run_nft(self.nft, script, self.timeout)
+
+
+def run_nft(nft: str, script: str, timeout: float) -> None:
+    """Apply one nft script as a single transaction; NftError with nft's words on failure."""
+    try:
+        res = subprocess.run([nft, "-f", "-"], input=script, capture_output=True,
+                             text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise NftError(f"vmacd needs nftables here: {nft} not found") from None
+    except subprocess.TimeoutExpired:
+        raise NftError(f"nft did not answer within {timeout}s") from None
+    if res.returncode != 0:
+        raise NftError(f"nft refused the vmacd table: {res.stderr.strip()}")
+
+
+OWNER_TABLE = "vmacd_owner"
+
+
+class OwnerArpFilter:
+    """The address owner's parent must not answer ARP for the owned address (RFC 9568 §8.1.2-2).
+
+    An owner's VIP is the parent's own address, so the kernel answers ARP for it from the parent
+    with the physical MAC, beside the vMAC's answer. One ``arp vmacd_owner`` table drops ARP
+    replies leaving with the parent's MAC as sender for those addresses; the vMAC's replies (and
+    the parent's replies for every other address) pass. Installed while the instance runs.
+    """
+
+    def __init__(self, nft: str | None = None, timeout: float = 5.0) -> None:
+        self.nft = nft or shutil.which("nft") or "/usr/sbin/nft"
+        self.timeout = timeout
+        self._rules: dict[str, tuple[str, tuple[str, ...]]] = {}   # instance -> (mac, addrs)
+
+    def add(self, instance: str, parent_mac: str, addrs: list[str]) -> None:
+        self._rules[instance] = (parent_mac.lower(), tuple(sorted(addrs)))
+        self._run(self.ruleset())
+
+    def remove(self, instance: str) -> None:
+        if self._rules.pop(instance, None) is not None:
+            self._run(self.ruleset())
+
+    def close(self) -> None:
+        self._rules.clear()
+        self._run(f"table arp {OWNER_TABLE} {{}}\ndelete table arp {OWNER_TABLE}\n")
+
+    def _run(self, script: str) -> None:
+        run_nft(self.nft, script, self.timeout)
+
+    def ruleset(self) -> str:
+        lines = [f"table arp {OWNER_TABLE} {{}}", f"delete table arp {OWNER_TABLE}",
+                 f"table arp {OWNER_TABLE} {{", "  chain output {",
+                 "    type filter hook output priority 0; policy accept;"]
+        for mac, addrs in sorted(set(self._rules.values())):
+            for addr in addrs:
+                lines.append(f"    arp operation reply arp saddr ether {mac} arp saddr ip {addr} drop")
+        lines += ["  }", "}"]
+        return "\n".join(lines) + "\n"

@@ -22,7 +22,10 @@ from typing import Self
 
 ROOT = "/proc/sys/net"
 
-PARENT_V4 = {"arp_ignore": "1", "arp_announce": "2"}
+# accept_local: an address owner advertises from its own address, which a backup that took over
+# holds as a VIP; without it the kernel drops those adverts as martians (source is local) and
+# the owner's return never ends the backup's mastership.
+PARENT_V4 = {"arp_ignore": "1", "arp_announce": "2", "accept_local": "1"}
 VMAC_V4 = {"arp_ignore": "1", "arp_announce": "2", "rp_filter": "2"}
 VMAC_V6_OFF = {"disable_ipv6": "1"}
 # forwarding=1 on the vMAC alone is Linux's per-interface router behaviour (it forwards nothing
