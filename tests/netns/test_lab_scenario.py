@@ -13,8 +13,9 @@ def test_keepalived_crash_scenario_record(tmp_path: Path) -> None:
     rec = scenario.run(sc, tmp_path)
     assert (rec["old_master"], rec["new_master"]) == ("r1", "r2")
     assert abs(rec["mdi_ms"] - (3 * 100 + (256 - 150) * 100 / 256)) < 0.01
-    # the client saw an outage, bounded by the RFC interval plus scheduling slack
-    assert 100 < rec["outage_ms"] < rec["mdi_ms"] + 150, rec["outage_ms"]
+    # the client saw an outage of about one Master_Down_Interval: a crash falls at a random
+    # phase of the advert cycle, so MDI - interval .. MDI, plus reaction delay; the bound
+    assert 0.5 * rec["mdi_ms"] < rec["outage_ms"] < 1.5 * rec["mdi_ms"], rec["outage_ms"]
     assert rec["lost"] > 0 and rec["probe"]["last_responder"] == "r2"
     states = [(e["node"], e["state"]) for e in rec["events"] if e["kind"] == "state"]
     assert ("r2", "master") in states
