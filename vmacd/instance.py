@@ -105,7 +105,6 @@ class InstanceRunner:
         self.stopped = asyncio.Event()
         self.trackers: dict[str, bool] = {}
         self.resource_faults: set[str] = set()        # resources whose start failed
-        self._vips_pending = False                     # vMAC up, VIPs still to add
         self._shown_priority = 0
         self._errors: dict[str, tuple[float | None, int]] = {}   # action kind -> (logged, held)
 
@@ -246,7 +245,6 @@ class InstanceRunner:
                 changed |= self._do(action)
             except Exception as exc:  # noqa: BLE001 - one failing action must not stop the others
                 self._action_failed(action, exc)
-        self._add_pending_vips()
         self._arm()
         prio = self.router.effective_priority
         if prio != self._shown_priority:         # tracking moved it (cheap check, hot path)
@@ -272,14 +270,12 @@ class InstanceRunner:
         kind = type(a)
         if kind is SendAdvert:
             self.send_advert(a.priority)
-            self._add_pending_vips()
         elif kind is ClaimVips:
             self._claim()
         elif kind is ReleaseVips:
             self._release()
         elif kind is Announce:
-            self._add_pending_vips()          # RFC 9568 §8.1.2-5: no GARP before the VIP exists
-            self._announce(a.repeat)
+            self._announce(a.repeat)          # after ClaimVips: §8.1.2-5, no GARP before the VIP
         elif kind is StateChanged:
             self._state_changed(a)
             return True
@@ -350,25 +346,21 @@ class InstanceRunner:
         return [str(v) for v in self.cfg.virtual_ips]
 
     def _claim(self) -> None:
-        """Bring the vMAC up now; the VIPs follow right after the first advertisement (it needs
-        only the up device), so a takeover is announced a netlink round trip earlier."""
-        if self.vmac is not None:
-            self.w.vmacs.set_up(self.vmac)
-        elif self.w.guardian is not None:
+        """Bring the vMAC up and add the VIPs before anything leaves the vMAC.
+
+        The first frame from the vMAC (the takeover advert) moves the switch's FDB entry to this
+        port; the VIPs must already be here then, or the packets it attracts are lost. Sending
+        the advert first would gain a millisecond on a crash takeover and lose packets on every
+        make-before-break handover (measured: 1-3 of 450 probes at 5 ms)."""
+        target = self.vmac if self.vmac is not None else self.parent_index
+        if self.vmac is None and self.w.guardian is not None:
             for vip in self._vip_strings():      # vmac = false: the guardian removes them
                 self.w.guardian.vip(self.parent_index, vip)
-        self._vips_pending = True
+        self.w.vmacs.claim(target, self._vip_strings())
         if self.cfg.garp_refresh:
             self._schedule_refresh()
 
-    def _add_pending_vips(self) -> None:
-        if self._vips_pending:
-            self._vips_pending = False
-            target = self.vmac if self.vmac is not None else self.parent_index
-            self.w.vmacs.add_vips(target, self._vip_strings())
-
     def _release(self) -> None:
-        self._vips_pending = False
         if self._refresh:
             self._refresh.cancel()
             self._refresh = None

@@ -1,8 +1,9 @@
 """InstanceRunner executes the state machine's actions against the kernel in a safe order.
 
 Kernel and sockets are replaced by a recorder, so the order of every netlink call and every
-frame sent is visible: the vMAC comes up, the first advertisement leaves, then the VIPs are added
-and only then the gratuitous ARPs / unsolicited NAs go out (RFC 9568 §8.1.2-5, §8.2.2-7).
+frame sent is visible: the vMAC comes up with the VIPs, then the first advertisement leaves and
+then the gratuitous ARPs / unsolicited NAs (RFC 9568 §8.1.2-5, §8.2.2-7). No frame leaves the vMAC
+before the VIPs are there: it moves the switch's FDB entry, and with it the clients' packets.
 """
 from __future__ import annotations
 
@@ -54,11 +55,8 @@ class Recorder:
     def prepare_vips(self, vips):
         pass
 
-    def set_up(self, vmac):
-        self.calls.append(("up",))
-
-    def add_vips(self, target, vips):
-        self.calls.append(("vips", tuple(vips)))
+    def claim(self, target, vips):
+        self.calls.append(("claim", tuple(vips)))
 
     def release(self, target):
         self.calls.append(("release",))
@@ -91,12 +89,11 @@ def _runner(vips: str, primary: str) -> tuple[InstanceRunner, Recorder, asyncio.
 @pytest.mark.rfc("9568-8.1.2-5", "holds")
 @pytest.mark.rfc("9568-8.1.2-4", "holds")
 @pytest.mark.rfc("9568-6.4.2-8", "holds")
-def test_ipv4_takeover_order_vmac_advert_vips_then_garp():
+def test_ipv4_takeover_order_vmac_and_vips_then_advert_then_garp():
     runner, rec, loop = _runner('"192.0.2.254/24", "192.0.2.253/24"', "192.0.2.11")
     runner.handle(Startup())
     runner.execute(runner.router.handle_timer(runner.router.get_timer()))   # master down
-    assert rec.calls == [("up",), ("send", "advert"),
-                         ("vips", ("192.0.2.254/24", "192.0.2.253/24")),
+    assert rec.calls == [("claim", ("192.0.2.254/24", "192.0.2.253/24")), ("send", "advert"),
                          ("send", "arp"), ("send", "arp")]
     loop.close()
 
@@ -104,11 +101,11 @@ def test_ipv4_takeover_order_vmac_advert_vips_then_garp():
 @pytest.mark.rfc("9568-8.2.2-7", "holds")
 @pytest.mark.rfc("9568-8.2.2-6", "holds")
 @pytest.mark.rfc("9568-6.4.2-10", "holds")
-def test_ipv6_takeover_order_vmac_advert_vips_then_na():
+def test_ipv6_takeover_order_vmac_and_vips_then_advert_then_na():
     runner, rec, loop = _runner('"fe80::1/64", "2001:db8::fe/64"', "fe80::b")
     runner.handle(Startup())
     runner.execute(runner.router.handle_timer(runner.router.get_timer()))
-    assert rec.calls == [("up",), ("send", "advert"), ("vips", ("fe80::1/64", "2001:db8::fe/64")),
+    assert rec.calls == [("claim", ("fe80::1/64", "2001:db8::fe/64")), ("send", "advert"),
                          ("send", "na"), ("send", "na")]
     loop.close()
 

@@ -187,10 +187,6 @@ class VmacManager:
             self._set_state(idx, "up")
         self.add_vips(idx, vips)
 
-    def set_up(self, vmac: Vmac) -> None:
-        """Bring the vMAC up without VIPs yet (the daemon sends its first advert in between)."""
-        self._set_state(vmac.ifindex, "up")
-
     def add_vips(self, target: Vmac | int, vips: list[str]) -> None:
         """Add the VIPs (IPv6 nodad); already present is not an error."""
         idx = target.ifindex if isinstance(target, Vmac) else target
