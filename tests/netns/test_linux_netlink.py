@@ -224,7 +224,8 @@ def test_sysctl_guard_sets_and_restores(lab):
             guard.configure_parent("eth0")
             assert (cat("arp_ignore"), cat("arp_announce")) == ("1", "2")
             assert set(guard.saved()) == {"/proc/sys/net/ipv4/conf/eth0/arp_ignore",
-                                          "/proc/sys/net/ipv4/conf/eth0/arp_announce"}
+                                          "/proc/sys/net/ipv4/conf/eth0/arp_announce",
+                                          "/proc/sys/net/ipv4/conf/eth0/accept_local"}
         with pytest.raises(sysctl.SysctlError, match="nope0"):
             sysctl.SysctlGuard().configure_parent("nope0")
     assert (cat("arp_ignore"), cat("arp_announce")) == before
