@@ -5,6 +5,7 @@ import abc
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..util import kill
@@ -66,6 +67,12 @@ class Router(abc.ABC):
                                 track, dict(extra))
         self.write_config()
         return self
+
+    @property
+    def dir(self) -> Path:
+        """This router's work directory (configs, sockets, pid files, logs)."""
+        assert self.lab is not None, "configure() first"
+        return self.lab.workdir(self.node)
 
     @property
     def node(self) -> str:

@@ -31,12 +31,6 @@ class Frr(Router):
         self._last = "init"
 
     @property
-    def dir(self) -> Path:
-        """This router's work directory (configs, sockets, pid files, logs)."""
-        assert self.lab is not None
-        return self.lab.workdir(self.node)
-
-    @property
     def macvlan(self) -> str:
         """Name of the macvlan holding the vMAC and VIP."""
         assert self.cfg is not None

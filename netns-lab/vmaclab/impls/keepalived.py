@@ -23,12 +23,6 @@ class Keepalived(NotifyFifo, Router):
 
     # -- paths -----------------------------------------------------------------------------------
     @property
-    def dir(self) -> Path:
-        """This router's work directory."""
-        assert self.lab is not None
-        return self.lab.workdir(self.node)
-
-    @property
     def conf_path(self) -> Path:
         """keepalived.conf of this run."""
         return self.dir / "keepalived.conf"

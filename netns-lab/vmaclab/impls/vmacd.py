@@ -33,11 +33,6 @@ class Vmacd(NotifyFifo, Router):
 
     # -- paths -----------------------------------------------------------------------------------
     @property
-    def dir(self) -> Path:
-        assert self.lab is not None
-        return self.lab.workdir(self.node)
-
-    @property
     def socket_path(self) -> Path:
         return self.dir / "vmacd.sock"
 
