@@ -102,3 +102,14 @@ class Netns:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def veth_pair() -> Iterator[tuple[Netns, str, str]]:
+    """(netns, r1, r2): r1 eth0 192.0.2.1/24 --veth-- r2 eth0 192.0.2.2/24, always torn down."""
+    with Netns() as n:
+        r1, r2 = n.add("r1"), n.add("r2")
+        n.veth(r1, "eth0", r2, "eth0")
+        n.ip(r1, "addr", "add", "192.0.2.1/24", "dev", "eth0")
+        n.ip(r2, "addr", "add", "192.0.2.2/24", "dev", "eth0")
+        yield n, r1, r2

@@ -15,10 +15,7 @@ from vmacd.linux import netlink
 
 @pytest.fixture
 def box():
-    with nsutil.Netns() as n:
-        r1, r2 = n.add("r1"), n.add("r2")
-        n.veth(r1, "eth0", r2, "eth0")
-        n.ip(r1, "addr", "add", "192.0.2.1/24", "dev", "eth0")
+    with nsutil.veth_pair() as (n, r1, _r2):
         yield n, r1
 
 

@@ -39,10 +39,7 @@ time.sleep(60)
 
 @pytest.fixture
 def lab():
-    with nsutil.Netns() as n:
-        r1, r2 = n.add("r1"), n.add("r2")
-        n.veth(r1, "eth0", r2, "eth0")
-        n.ip(r1, "addr", "add", "192.0.2.1/24", "dev", "eth0")
+    with nsutil.veth_pair() as (n, r1, _r2):
         n.ip(r1, "addr", "add", "203.0.113.254/24", "dev", "eth0")   # the operator's
         yield n, r1
 

@@ -25,11 +25,7 @@ VMAC6 = "00:00:5e:00:02:33"
 @pytest.fixture
 def lab():
     """r1 --veth-- r2; r1 eth0 192.0.2.1/24, r2 eth0 192.0.2.2/24."""
-    with nsutil.Netns() as n:
-        r1, r2 = n.add("r1"), n.add("r2")
-        n.veth(r1, "eth0", r2, "eth0")
-        n.ip(r1, "addr", "add", "192.0.2.1/24", "dev", "eth0")
-        n.ip(r2, "addr", "add", "192.0.2.2/24", "dev", "eth0")
+    with nsutil.veth_pair() as (n, r1, r2):
         yield n, r1, r2
 
 

@@ -17,11 +17,7 @@ from vmacd.linux.nft import AcceptModeFilter, NftError
 
 @pytest.fixture
 def lab():
-    with nsutil.Netns() as n:
-        r1, r2 = n.add("r1"), n.add("r2")
-        n.veth(r1, "eth0", r2, "eth0")
-        n.ip(r1, "addr", "add", "192.0.2.1/24", "dev", "eth0")
-        n.ip(r2, "addr", "add", "192.0.2.2/24", "dev", "eth0")
+    with nsutil.veth_pair() as (n, r1, r2):
         n.ip(r1, "addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad")
         n.ip(r2, "addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad")
         with nsutil.entered(r1):

@@ -25,11 +25,7 @@ VMAC6 = "00:00:5e:00:02:33"
 @pytest.fixture
 def lab():
     """r1 --veth-- r2 with IPv4 and link-locals; r1 has the vMACs of VRID 51 claimed (master)."""
-    with nsutil.Netns() as n:
-        r1, r2 = n.add("r1"), n.add("r2")
-        n.veth(r1, "eth0", r2, "eth0")
-        n.ip(r1, "addr", "add", "192.0.2.1/24", "dev", "eth0")
-        n.ip(r2, "addr", "add", "192.0.2.2/24", "dev", "eth0")
+    with nsutil.veth_pair() as (n, r1, r2):
         for ns, host in ((r1, "a1"), (r2, "a2")):
             n.ip(ns, "addr", "add", f"fe80::{host}/64", "dev", "eth0", "nodad")
             n.ip(ns, "addr", "add", f"2001:db8::{host}/64", "dev", "eth0", "nodad")
