@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -16,3 +17,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, name))
         if ({"netns", "interop"} & set(parts)) and os.geteuid() != 0:
             item.add_marker(pytest.mark.skip(reason="needs root for network namespaces"))
+
+
+@pytest.fixture
+def lab() -> Iterator[Callable[..., object]]:
+    """Factory for the netns and interop tests: ``lab("pair")`` or ``lab(Topology)`` -> a Lab
+    that is up; torn down after the test, and checked to leave no namespace of its prefix."""
+    from vmaclab.lab import Lab, lab_namespaces
+
+    made: list[Lab] = []
+
+    def make(topo, **kw: object) -> Lab:
+        obj = Lab(topo, **kw)
+        made.append(obj)
+        return obj.up()
+
+    yield make
+    for obj in made:
+        obj.down()
+        assert not lab_namespaces(obj.prefix), f"namespaces of {obj.prefix} left behind"

@@ -313,7 +313,6 @@ class Daemon:
     def _on_track(self, instance: str, event: TrackChanged) -> None:
         runner = self.runners.get(instance)
         if runner is not None:
-            runner.trackers[event.name] = event.up
             runner.metrics.track(event.name, event.up)
             runner.handle(event)
 
@@ -333,12 +332,8 @@ class Daemon:
         self.notifier.status(states)
 
     def _groups_of(self, name: str) -> list[groups.SyncGroup]:
-        seen = {}
-        for inst in self.config.instances:
-            g = inst.sync_group
-            if g is not None and name in g.instances:
-                seen[g.name] = groups.SyncGroup(g.name, g.instances)
-        return list(seen.values())
+        return [groups.SyncGroup(g.name, g.instances) for g in self.config.sync_groups
+                if name in g.instances]
 
     # ------------------------------------------------------------------ control API
     def status(self) -> dict:

@@ -91,7 +91,6 @@ class InstanceRunner:
         self.router: VirtualRouter | None = None
         self.sender = None            # linux.link.PacketSender
         self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._counter = time.time_ns() // 1000          # hmac-sha256: monotonic across restarts
         self._wall_offset = time.time() - wiring.loop.time()   # loop clock -> unix time, fixed
@@ -103,8 +102,6 @@ class InstanceRunner:
         self._frames: dict[int, bytes] = {}             # priority -> advert frame (no counter)
         self._last_advert: float | None = None
         self.stopped = asyncio.Event()
-        self.trackers: dict[str, bool] = {}
-        self.resource_faults: set[str] = set()        # resources whose start failed
         self._shown_priority = 0
         self._errors: dict[str, tuple[float | None, int]] = {}   # action kind -> (logged, held)
 
@@ -229,12 +226,10 @@ class InstanceRunner:
         now = self.w.loop.time()
         deadline = self.router.get_timer()
         if deadline is None:
-            self._deadline = None
             return
         if deadline > now:                  # it moved later since the handle was set: re-arm
             self._set_timer(deadline)
             return
-        self._deadline = None
         self.execute(self.router.handle_timer(now))
 
     # ------------------------------------------------------------------ actions
@@ -424,15 +419,15 @@ class InstanceRunner:
             log.error("%s: resource %s %s failed: %s", self.cfg.name, name, what, detail,
                       extra={"instance": self.cfg.name, "resource": name})
             if what == "start":     # Heartbeat: a resource that cannot start releases the group
-                self.resource_faults.add(name)
                 self.handle(TrackChanged(f"resource:{name}", False, 0))
         return done
 
     def clear_resource_faults(self) -> None:
         """The operator took the box out of maintenance: failed resources may be tried again."""
-        for name in sorted(self.resource_faults):
-            self.handle(TrackChanged(f"resource:{name}", True, 0))
-        self.resource_faults.clear()
+        failed = [t.name for t in self.router.tracking.states
+                  if t.name.startswith("resource:") and not t.up]
+        for name in failed:
+            self.handle(TrackChanged(name, True, 0))
 
     def _notify(self, state: str, priority: int) -> None:
         script = self.cfg.notify or self.w.notify_script
@@ -458,7 +453,6 @@ class InstanceRunner:
         Only an earlier (or first) deadline replaces the handle.
         """
         deadline = self.router.get_timer()
-        self._deadline = deadline
         if deadline is None:
             self._cancel()
         elif self._timer is None or deadline < self._timer.when():
@@ -466,7 +460,6 @@ class InstanceRunner:
             self._set_timer(deadline)
 
     def _set_timer(self, deadline: float) -> None:
-        self._deadline = deadline
         self._timer = self.w.loop.call_at(deadline, self._on_timer)
 
     def _cancel(self) -> None:
@@ -477,7 +470,7 @@ class InstanceRunner:
     # ------------------------------------------------------------------ status
     def status(self) -> dict:
         snap = self.router.snapshot()
-        now = self.w.loop.time()
+        now, deadline = self.w.loop.time(), self.router.get_timer()
         ms = snap["master_seen"]
         master = None
         if self.router.state is State.MASTER:
@@ -500,10 +493,10 @@ class InstanceRunner:
                 "master_adver_interval_ms": snap["master_adver_interval_cs"] * 10,
                 "master_down_interval_ms": round(snap["master_down_interval_cs"] * 10, 2),
                 "skew_ms": round(snap["skew_time_cs"] * 10, 2),
-                "next_timer_in_ms": None if self._deadline is None
-                else round((self._deadline - now) * 1000, 1)},
+                "next_timer_in_ms": None if deadline is None
+                else round((deadline - now) * 1000, 1)},
             "since": since, "maintenance": snap["maintenance"], "faults": snap["faults"],
-            "trackers": dict(self.trackers),
+            "trackers": {t.name: t.up for t in self.router.tracking.states},
         }
 
     def history(self) -> list[dict]:

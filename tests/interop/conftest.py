@@ -1,4 +1,4 @@
-"""Interop fixtures: ``lab`` (a Lab always torn down) and ``routers`` (start any implementation)."""
+"""Interop fixtures: ``routers`` (start any implementation); ``lab`` is shared: tests/conftest.py."""
 from __future__ import annotations
 
 import contextlib
@@ -8,26 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from interop_util import VRID, make
 from vmaclab.impls.base import Router
-from vmaclab.lab import Lab, lab_namespaces
+from vmaclab.lab import Lab
 from vmaclab.util import LabError
 
 # --------------------------------------------------------------------------- fixtures
-
-@pytest.fixture
-def lab() -> Iterator[Callable[..., Lab]]:
-    """Factory: ``lab("pair")`` -> a Lab that is up; always torn down (and checked) afterwards."""
-    made: list[Lab] = []
-
-    def build(topo: str = "pair") -> Lab:
-        obj = Lab(topo)
-        made.append(obj)
-        return obj.up()
-
-    yield build
-    for obj in made:
-        obj.down()
-        assert not lab_namespaces(obj.prefix), f"namespaces of {obj.prefix} left behind"
-
 
 @pytest.fixture
 def routers() -> Iterator[Callable[..., Router]]:

@@ -1,32 +1,14 @@
-"""Fixtures of the lab tests: ``lab(topo)`` builds a Lab that is always torn down, ``routers``."""
+"""Fixtures of the lab tests: ``routers`` (``lab`` is shared: tests/conftest.py)."""
 from __future__ import annotations
 
 import signal
 from typing import Callable, Iterator
 
 import pytest
-
 from vmaclab import impls
 from vmaclab.impls.base import Router
-from vmaclab.lab import Lab, lab_namespaces
-from vmaclab.topology import Topology
+from vmaclab.lab import Lab
 from vmaclab.util import kill, wait_until
-
-
-@pytest.fixture
-def lab() -> Iterator[Callable[..., Lab]]:
-    """Factory: ``lab("pair")`` or ``lab(Topology)`` -> a Lab that is up; torn down after the test."""
-    made: list[Lab] = []
-
-    def make(topo: Topology | str, **kw: object) -> Lab:
-        obj = Lab(topo, **kw)
-        made.append(obj)
-        return obj.up()
-
-    yield make
-    for obj in made:
-        obj.down()
-        assert not lab_namespaces(obj.prefix), f"namespaces of {obj.prefix} left behind"
 
 
 @pytest.fixture
