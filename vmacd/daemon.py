@@ -29,7 +29,7 @@ from vmacd.core.events import LinkChanged, Maintenance, Shutdown, Startup, Track
 from vmacd.instance import InstanceRunner, Wiring
 from vmacd.linux import netlink, sockets
 from vmacd.linux.guardian import Guardian, GuardianError
-from vmacd.linux.nft import AcceptModeFilter, NftError, OwnerArpFilter
+from vmacd.linux.nft import AcceptModeFilter, NftError, OwnerFilter
 from vmacd.linux.nlthread import ThreadedVmacs
 from vmacd.linux.sdnotify import Notifier
 from vmacd.linux.sysctl import SysctlGuard
@@ -61,7 +61,7 @@ class Daemon:
         self.sysctls = SysctlGuard()
         self.guardian = None
         self.accept_filter = AcceptModeFilter()
-        self.owner_filter = OwnerArpFilter()
+        self.owner_filter = OwnerFilter()
         self.procs = None
         self.trackers: Trackers | None = None
         self.watcher: netlink.LinkWatcher | None = None

@@ -64,7 +64,7 @@ class Wiring:
     notify_script: str | None = None
     guardian: object | None = None
     accept_filter: object | None = None   # linux.nft.AcceptModeFilter
-    owner_filter: object | None = None    # linux.nft.OwnerArpFilter
+    owner_filter: object | None = None    # linux.nft.OwnerFilter
 
 
 def auth_spec(auth: model.Auth | None) -> core_auth.AuthSpec:
@@ -138,20 +138,22 @@ class InstanceRunner:
             # the VIPs (ARP and NS/NA still pass). The rule is installed once: while backup the
             # VIPs are not on the box, so it costs nothing at transition time.
             self.w.accept_filter.add(cfg.name, self._vip_strings())
-        if self.owned_addresses():
-            self.w.owner_filter.add(cfg.name, self._parent_mac(), self.owned_addresses())
+        owned = self.owned_addresses()
+        if owned:
+            self.w.owner_filter.add(cfg.name, cfg.interface, self._parent_mac(), owned)
 
     def _parent_mac(self) -> str:
         return netifaces.ifaddresses(self.cfg.interface)[netifaces.AF_LINK][0]["addr"]
 
     def owned_addresses(self) -> list[str]:
-        """IPv4 VIPs that are the parent's own addresses: the address owner's (priority 255).
-        Their ARP replies must come from the vMAC only (linux.nft.OwnerArpFilter)."""
-        if not (self.cfg.owner and self.cfg.vmac and self.cfg.family == 4
-                and self.w.owner_filter is not None):
+        """VIPs that are the parent's own addresses: the address owner's (priority 255). Only
+        the vMAC may answer or announce them (linux.nft.OwnerFilter)."""
+        if not (self.cfg.owner and self.cfg.vmac and self.w.owner_filter is not None):
             return []
-        own = {a["addr"] for a in netifaces.ifaddresses(self.cfg.interface).get(netifaces.AF_INET, [])}
-        return [str(v.ip) for v in self.cfg.virtual_ips if str(v.ip) in own]
+        af = netifaces.AF_INET if self.cfg.family == 4 else netifaces.AF_INET6
+        own = {ipaddress.ip_address(a["addr"].split("%", 1)[0])
+               for a in netifaces.ifaddresses(self.cfg.interface).get(af, [])}
+        return [str(v.ip) for v in self.cfg.virtual_ips if v.ip in own]
 
     @property
     def filters_vips(self) -> bool:

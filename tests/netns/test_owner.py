@@ -1,28 +1,26 @@
 """The address owner (priority 255, its VIP is its own address): it takes over at startup
-without waiting, preempts even with preempt = false, advertises 255, and only its vMAC answers ARP
-for the address — the parent's own answer is filtered (table `arp vmacd_owner`)."""
+without waiting, preempts even with preempt = false, advertises 255, and only its vMAC answers and
+announces the address: the parent's own ARP replies, gratuitous ARP and neighbour advertisements
+are filtered (tables `arp vmacd_owner`, `ip6 vmacd_owner`)."""
 from __future__ import annotations
 
+import json
 import re
 import time
 
 import pytest
-
 from vmaclab import impls
 from vmaclab.observe import Observer, bridge_ports
 from vmaclab.util import wait_until
 
 VMAC4 = "00:00:5e:00:01:33"
+VMAC6 = "00:00:5e:00:02:33"
 
 
-def _owner_router(lab, node: str, prio: int, preempt: bool = True):
-    own = lab.addr("r1", "lan")
-
-    class Owner(impls.get("vmacd")):
-        def render(self) -> str:
-            return super().render().replace(f'"{lab.vip("lan")}/24"', f'"{own}/24"')
-
-    return Owner().configure(lab, node, "lan", 51, own, prio, 100, preempt=preempt)
+def _owner_router(lab, node: str, prio: int, preempt: bool = True, family: int = 4):
+    """A vmacd instance whose VIP is r1's own address (so r1 at 255 is the address owner)."""
+    own = lab.addr("r1", "lan", family)
+    return impls.get("vmacd")().configure(lab, node, "lan", 51, own, prio, 100, preempt=preempt)
 
 
 def _arp_macs(lab, ip: str) -> list[str]:
@@ -61,3 +59,57 @@ def test_owner_takes_over_at_once_and_only_its_vmac_answers_arp(lab, tmp_path):
     # the opposite: without vmacd's ARP filter the parent answers for its address with its MAC
     lb.run("r1", ["nft", "delete", "table", "arp", "vmacd_owner"])
     assert len(set(_arp_macs(lb, own))) == 2
+
+
+@pytest.mark.rfc("9568-8.1.2-3", "holds")
+@pytest.mark.rfc("9568-8.1.2-3", "refused")
+@pytest.mark.rfc("9568-8.2.2-5", "holds")
+@pytest.mark.rfc("9568-8.2.2-5", "refused")
+@pytest.mark.parametrize("family", [4, 6])
+def test_owner_parent_never_speaks_for_the_owned_address(lab, tmp_path, family):
+    """The owner's link bounces with the kernel told to announce addresses on link up
+    (arp_notify / ndisc_notify), then a client resolves the owned address: every ARP or NA frame
+    that says where the address is comes from the vMAC. Remove vmacd's owner table and the
+    parent's own answer (IPv4 also its gratuitous ARP) with the physical MAC shows up."""
+    lb = lab("pair")
+    own = lb.addr("r1", "lan", family)
+    dev = lb.ifname("r1", "lan")
+    knob = f"net.ipv4.conf.{dev}.arp_notify" if family == 4 else f"net.ipv6.conf.{dev}.ndisc_notify"
+    lb.run("r1", ["sysctl", "-qw", f"{knob}=1"])
+    if family == 6:   # a static address survives the bounce (the default flushes it on link down)
+        lb.run("r1", ["sysctl", "-qw", f"net.ipv6.conf.{dev}.keep_addr_on_down=1"])
+    phys = json.loads(lb.run("r1", ["ip", "-j", "link", "show", dev]).stdout)[0]["address"].lower()
+    vmac = VMAC4 if family == 4 else VMAC6
+    r1 = _owner_router(lb, "r1", 255, family=family)
+    r1.start()
+    wait_until(lambda: r1.state() == "master", 3, what="owner master")
+    br, port = lb.bridge_ns("lan"), lb.bridge_port("r1", "lan")
+    c1 = lb.ifname("c1", "lan")
+
+    def provoke(run: str) -> list[dict]:
+        obs = Observer.start(br, [port], str(tmp_path / f"{run}.jsonl"), kinds=["arp", "na"])
+        lb.run("r1", ["ip", "link", "set", dev, "down"])
+        wait_until(lambda: r1.state() == "fault", 3, what="owner in fault on link down")
+        lb.run("r1", ["ip", "link", "set", dev, "up"])
+        wait_until(lambda: r1.state() == "master", 3, what="owner master again on link up")
+        lb.run("c1", ["ip", "neigh", "flush", "dev", c1])
+        lb.run("c1", ["ping", f"-{family}", "-c", "2", "-i", "0.2", "-W", "1", own], check=False)
+        time.sleep(0.5)
+        return obs.stop()
+
+    def speaking(events: list[dict], mac: str) -> list[dict]:
+        """Frames from r1 that tell the LAN `own` is at `mac`."""
+        if family == 4:
+            return [e for e in events if e.get("kind") == "arp" and e["dir"] == "rx"
+                    and e["src_ip"] == own and e["sender_mac"] == mac]
+        return [e for e in events if e.get("kind") == "na" and e["dir"] == "rx"
+                and e["target"] == own and e["src_mac"] == mac]
+
+    events = provoke("filtered")
+    assert speaking(events, vmac), events       # the vMAC announces and answers: the capture sees it
+    assert not speaking(events, phys), speaking(events, phys)
+    lb.run("r1", ["nft", "delete", "table", "arp" if family == 4 else "ip6", "vmacd_owner"])
+    events = provoke("unfiltered")
+    assert speaking(events, phys), events       # the checker catches the parent's own frames
+    r1.stop()                                   # SIGTERM: vmacd deletes what it created
+    assert "vmacd_owner" not in lb.run("r1", ["nft", "list", "tables"]).stdout

@@ -112,22 +112,33 @@ def run_nft(nft: str, script: str, timeout: float) -> None:
 OWNER_TABLE = "vmacd_owner"
 
 
-class OwnerArpFilter:
-    """The address owner's parent must not answer ARP for the owned address (RFC 9568 §8.1.2-2).
+class OwnerFilter:
+    """The address owner's parent must not speak for the owned address with its own MAC
+    (RFC 9568 §8.1.2-2/-3, §8.2.2-5).
 
-    An owner's VIP is the parent's own address, so the kernel answers ARP for it from the parent
-    with the physical MAC, beside the vMAC's answer. One ``arp vmacd_owner`` table drops ARP
-    replies leaving with the parent's MAC as sender for those addresses; the vMAC's replies (and
-    the parent's replies for every other address) pass. Installed while the instance runs.
+    An owner's VIP is the parent's own address, so the kernel answers ARP and neighbour
+    solicitations for it from the parent with the physical MAC, beside the vMAC's answer, and
+    announces it from the parent when the link comes up (``arp_notify``, ``ndisc_notify``). While
+    an owner instance runs, two tables drop those frames in the output hook:
+
+    * ``arp vmacd_owner``: ARP replies with the parent's MAC as sender for an owned IPv4 address,
+      and gratuitous requests (sender = target = the owned address) from that MAC;
+    * ``ip6 vmacd_owner``: neighbour advertisements leaving through the parent whose target is an
+      owned IPv6 address (``@th,64,128`` is the NA target field).
+
+    The vMAC's answers and announcements, and the parent's traffic for every other address, pass.
+    Ordinary ARP requests and neighbour solicitations the owner sends to resolve its own next hops
+    still carry the physical MAC (docs/linux.md says why and what to do about it).
     """
 
     def __init__(self, nft: str | None = None, timeout: float = 5.0) -> None:
         self.nft = nft or shutil.which("nft") or "/usr/sbin/nft"
         self.timeout = timeout
-        self._rules: dict[str, tuple[str, tuple[str, ...]]] = {}   # instance -> (mac, addrs)
+        # instance -> (parent ifname, parent MAC, owned addresses)
+        self._rules: dict[str, tuple[str, str, tuple[str, ...]]] = {}
 
-    def add(self, instance: str, parent_mac: str, addrs: list[str]) -> None:
-        self._rules[instance] = (parent_mac.lower(), tuple(sorted(addrs)))
+    def add(self, instance: str, parent: str, parent_mac: str, addrs: list[str]) -> None:
+        self._rules[instance] = (parent, parent_mac.lower(), tuple(sorted(addrs)))
         self._run(self.ruleset())
 
     def remove(self, instance: str) -> None:
@@ -136,17 +147,30 @@ class OwnerArpFilter:
 
     def close(self) -> None:
         self._rules.clear()
-        self._run(f"table arp {OWNER_TABLE} {{}}\ndelete table arp {OWNER_TABLE}\n")
+        self._run("".join(f"table {fam} {OWNER_TABLE} {{}}\ndelete table {fam} {OWNER_TABLE}\n"
+                          for fam in ("arp", "ip6")))
 
     def _run(self, script: str) -> None:
         run_nft(self.nft, script, self.timeout)
 
     def ruleset(self) -> str:
-        lines = [f"table arp {OWNER_TABLE} {{}}", f"delete table arp {OWNER_TABLE}",
-                 f"table arp {OWNER_TABLE} {{", "  chain output {",
-                 "    type filter hook output priority 0; policy accept;"]
-        for mac, addrs in sorted(set(self._rules.values())):
+        arp: list[str] = []
+        nd: list[str] = []
+        for parent, mac, addrs in sorted(set(self._rules.values())):
             for addr in addrs:
-                lines.append(f"    arp operation reply arp saddr ether {mac} arp saddr ip {addr} drop")
-        lines += ["  }", "}"]
+                ip = ipaddress.ip_address(addr)
+                if ip.version == 4:
+                    arp.append(f"arp operation reply arp saddr ether {mac} arp saddr ip {ip} drop")
+                    arp.append(f"arp operation request arp saddr ether {mac} arp saddr ip {ip} "
+                               f"arp daddr ip {ip} drop")
+                else:
+                    nd.append(f'oifname "{parent}" icmpv6 type nd-neighbor-advert '
+                              f"@th,64,128 0x{int(ip):032x} drop")
+        lines: list[str] = []
+        for fam, rules in (("arp", arp), ("ip6", nd)):
+            lines += [f"table {fam} {OWNER_TABLE} {{}}", f"delete table {fam} {OWNER_TABLE}",
+                      f"table {fam} {OWNER_TABLE} {{", "  chain output {",
+                      "    type filter hook output priority 0; policy accept;"]
+            lines += [f"    {r}" for r in rules]
+            lines += ["  }", "}"]
         return "\n".join(lines) + "\n"
