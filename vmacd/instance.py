@@ -84,6 +84,10 @@ class InstanceRunner:
         self.metrics = wiring.metrics.instance(cfg.name, cfg.vrid, cfg.interface)
         self.auth = auth_spec(cfg.auth)
         self.replay = core_auth.ReplayGuard()
+        # the last advertisement decoded for this instance, keyed by (payload, src, dst, ttl): a
+        # master repeats the same bytes every interval, and decoding is a pure function of those
+        # (the config is fixed for this runner's life), so the daemon reuses the result
+        self.last_decoded: tuple[tuple, wire.Advertisement] | None = None
         self.vmac = None              # linux.netlink.Vmac when cfg.vmac
         self.send_index = self.parent_index
         self.src_mac = ""
