@@ -61,7 +61,7 @@ bench: deps
 	rc=0; \
 	$(VENV)/bin/vmac-lab bench failover --impl vmacd,keepalived,frr --event crash,term,linkdown \
 	  --advert 1s,100ms --runs 5 --json lab-out/bench-failover.json --out lab-out/failover || rc=1; \
-	$(VENV)/bin/vmac-lab bench scale --impl vmacd,keepalived --vrids 200 --advert 100ms \
+	$(VENV)/bin/vmac-lab bench scale --impl vmacd,keepalived --vrids 255 --advert 100ms \
 	  --duration 20s --runs 3 --json lab-out/bench-scale.json || rc=1; \
 	$(VENV)/bin/vmac-lab bench jitter --impl vmacd,keepalived --advert 100ms --duration 20s \
 	  --load cpu,cpu-all,cpu-pinned,gc --runs 3 --json lab-out/bench-jitter.json || rc=1; \
