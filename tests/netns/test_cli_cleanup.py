@@ -11,6 +11,7 @@ import nsutil
 import pytest
 
 from vmacd.linux import netlink
+from vmacd.linux.nft import AcceptModeFilter, OwnerFilter
 
 
 @pytest.fixture
@@ -34,7 +35,12 @@ def test_cleanup_removes_leftovers_and_keeps_the_operators(box, tmp_path):
             vm.claim(vm.ifindex("eth0"), ["198.51.100.9/24"])     # vmac = false leftover
         finally:
             vm.close()
+        AcceptModeFilter().add("lan", ["192.0.2.254"])           # nftables leftovers
+        OwnerFilter().add("own", "eth0", "02:00:00:00:00:01", ["192.0.2.1", "2001:db8::1"])
     n.ip(r1, "addr", "add", "203.0.113.1/24", "dev", "eth0")      # the operator's
+    tables = subprocess.run(["ip", "netns", "exec", r1, "nft", "list", "tables"],
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    assert {"table inet vmacd", "table arp vmacd_owner", "table ip6 vmacd_owner"} <= set(tables)
     res = _vmacd(r1, "cleanup", "-s", str(tmp_path / "none.sock"))
     assert res.returncode == 0, res.stderr
     assert "deleted macvlan vmac51.4" in res.stdout and "198.51.100.9/24" in res.stdout
@@ -43,6 +49,8 @@ def test_cleanup_removes_leftovers_and_keeps_the_operators(box, tmp_path):
     left = {f"{a['local']}/{a['prefixlen']}"
             for a in json.loads(n.ip(r1, "-4", "-j", "addr", "show", "dev", "eth0"))[0]["addr_info"]}
     assert left == {"192.0.2.1/24", "203.0.113.1/24"}
+    assert "vmacd" not in subprocess.run(["ip", "netns", "exec", r1, "nft", "list", "tables"],
+                                         capture_output=True, text=True, check=True).stdout
 
 
 def test_cleanup_refuses_while_a_daemon_answers(box, tmp_path):

@@ -1,7 +1,8 @@
 """`vmacd cleanup [-c FILE]`: remove what a dead vmacd left on this box (systemd ExecStopPost).
 
 Deletes every macvlan vmacd made (alias `vmacd:<instance>`), removes every address vmacd added
-(IFA_PROTO mark, vmac = false mode) and the `inet vmacd` nftables table. It refuses to run while
+(IFA_PROTO mark, vmac = false mode) and the nftables tables (`inet vmacd`, and the address
+owner's `arp vmacd_owner` / `ip6 vmacd_owner`). It refuses to run while
 a daemon answers on the control socket: cleaning under a live daemon would drop its VIPs.
 Exit 0 when the box is clean, 1 when something could not be removed, 2 unusable call.
 """
@@ -31,7 +32,7 @@ def cmdline(args: argparse.Namespace) -> int:
         print(f"vmacd cleanup: a vmacd answers on {args.socket}; stop it first", file=sys.stderr)
         return 2
     from vmacd.linux.netlink import LinkError, VmacManager
-    from vmacd.linux.nft import AcceptModeFilter, NftError
+    from vmacd.linux.nft import AcceptModeFilter, NftError, OwnerFilter
 
     failed = 0
     vm = VmacManager()
@@ -43,9 +44,10 @@ def cmdline(args: argparse.Namespace) -> int:
         failed += 1
     finally:
         vm.close()
-    try:
-        AcceptModeFilter().close()
-    except NftError as exc:
-        print(f"vmacd cleanup: {exc}", file=sys.stderr)
-        failed += 1
+    for table in (AcceptModeFilter(), OwnerFilter()):
+        try:
+            table.close()
+        except NftError as exc:
+            print(f"vmacd cleanup: {exc}", file=sys.stderr)
+            failed += 1
     return 1 if failed else 0
