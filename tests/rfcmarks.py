@@ -14,8 +14,8 @@ from __future__ import annotations
 import ast
 import pathlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import pytest
 

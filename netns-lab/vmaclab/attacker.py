@@ -9,7 +9,8 @@ import argparse
 import json
 import sys
 import time
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def send(lab: "Lab", node: str, lan: str, vrid: int, priority: int = 255, version: int = 3,
+def send(lab: Lab, node: str, lan: str, vrid: int, priority: int = 255, version: int = 3,
          interval_cs: int = 10, addresses: Sequence[str] | None = None, count: int = 1,
          rate: float = 0.0, duration: float = 0.0, **fields: object) -> dict:
     """Run the attacker on *node* (blocking) and return its summary ``{"sent", "seconds"}``.

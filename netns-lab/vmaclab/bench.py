@@ -32,7 +32,7 @@ def one(impl: str, event: str, advert_ms: int, run: int, topo: str, out: Path | 
         a = timeline.analyze(rec)
         row.update(takeover_ms=a["takeover_ms"], notify_ms=a["notify_ms"],
                    expected_ms=a["expected_ms"], record=rec.get("meta", {}).get("json"))
-    except Exception as exc:  # one broken run must not stop the others
+    except Exception as exc:  # noqa: BLE001 - one broken run must not stop the others
         log.warning("%s %s %s run %d: %s", impl, event, advert_ms, run, exc)
         row = {k: None for k in KEYS + EXTRA} | {"impl": impl, "event": event, "advert_ms": advert_ms,
                                          "run": run, "error": str(exc).splitlines()[0]}
@@ -52,10 +52,11 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         groups.setdefault((r["event"], r["advert_ms"], r["impl"]), []).append(r)
     ka = {(e, a): _med(rs, "outage_ms") for (e, a, i), rs in groups.items() if i == "keepalived"}
-    lines = [f"{'event':9} {'advert':>7} {'impl':11} {'runs':>5} {'median':>8} {'min':>8} {'max':>8}"
-             f" {'MDI':>7} {'skew':>6} {'lost':>5} {'takeover':>9} {'late':>6} {'vs keepalived':>13}",
-             f"{'':9} {'':>7} {'':11} {'':>5} {'outage ms (client-observed)':>26}"
-             f" {'RFC ms':>14} {'med':>5} {'median ms':>9} {'vs RFC':>6} {'median outage':>13}"]
+    lines = [(f"{'event':9} {'advert':>7} {'impl':11} {'runs':>5} {'median':>8} {'min':>8}"
+              f" {'max':>8} {'MDI':>7} {'skew':>6} {'lost':>5} {'takeover':>9} {'late':>6}"
+              f" {'vs keepalived':>13}"),
+             (f"{'':9} {'':>7} {'':11} {'':>5} {'outage ms (client-observed)':>26}"
+              f" {'RFC ms':>14} {'med':>5} {'median ms':>9} {'vs RFC':>6} {'median outage':>13}")]
     order = {"vmacd": 0, "keepalived": 1, "frr": 2}
     for (event, adv, impl), rs in sorted(groups.items(),
                                          key=lambda kv: (kv[0][0], -kv[0][1], order.get(kv[0][2], 9),

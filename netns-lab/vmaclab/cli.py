@@ -7,8 +7,8 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .lab import Lab, cleanup, cleanup_all_lab_prefixes, list_labs
 from .topology import resolve

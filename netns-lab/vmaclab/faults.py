@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from . import attacker
 from .util import kill, run
@@ -24,11 +25,11 @@ FAULTS = ("crash", "kill", "term", "freeze", "thaw", "linkdown", "linkup", "serv
 CHAIN = "faults"
 
 
-def _lan(r: "Router", args: dict) -> str:
+def _lan(r: Router, args: dict) -> str:
     return args.pop("lan", None) or r.cfg.lan
 
 
-def _crash(lab: "Lab", r: "Router", args: dict) -> dict:
+def _crash(lab: Lab, r: Router, args: dict) -> dict:
     lan = _lan(r, args)
     run(["ip", "-n", lab.bridge_ns(lan), "link", "set", lab.bridge_port(r.node, lan), "down"])
     t = time.monotonic()
@@ -36,8 +37,8 @@ def _crash(lab: "Lab", r: "Router", args: dict) -> dict:
     return {"t": t, "port": lab.bridge_port(r.node, lan)}
 
 
-def _signal(sig: int, which: str) -> Callable[["Lab", "Router", dict], dict]:
-    def inject(lab: "Lab", r: "Router", args: dict) -> dict:
+def _signal(sig: int, which: str) -> Callable[[Lab, Router, dict], dict]:
+    def inject(lab: Lab, r: Router, args: dict) -> dict:
         pids = r.term_pids() if which == "term" else r.vrrp_pids()
         t = time.monotonic()
         for pid in pids:
@@ -46,15 +47,15 @@ def _signal(sig: int, which: str) -> Callable[["Lab", "Router", dict], dict]:
     return inject
 
 
-def _kill(lab: "Lab", r: "Router", args: dict) -> dict:
+def _kill(lab: Lab, r: Router, args: dict) -> dict:
     pids = r.pids()
     t = time.monotonic()
     r.kill_daemon()
     return {"t": t, "pids": list(pids.values())}
 
 
-def _link(state: str) -> Callable[["Lab", "Router", dict], dict]:
-    def inject(lab: "Lab", r: "Router", args: dict) -> dict:
+def _link(state: str) -> Callable[[Lab, Router, dict], dict]:
+    def inject(lab: Lab, r: Router, args: dict) -> dict:
         dev = lab.ifname(r.node, _lan(r, args))
         t = time.monotonic()
         run(["ip", "-n", lab.ns(r.node), "link", "set", dev, state])
@@ -62,8 +63,8 @@ def _link(state: str) -> Callable[["Lab", "Router", dict], dict]:
     return inject
 
 
-def _service(up: bool) -> Callable[["Lab", "Router", dict], dict]:
-    def inject(lab: "Lab", r: "Router", args: dict) -> dict:
+def _service(up: bool) -> Callable[[Lab, Router, dict], dict]:
+    def inject(lab: Lab, r: Router, args: dict) -> dict:
         if not r.cfg.track or "file" not in r.cfg.track:
             raise ValueError(f"{r.node}: service fault needs track={{'file': PATH}} in configure()")
         marker = Path(r.cfg.track["file"])
@@ -76,12 +77,12 @@ def _service(up: bool) -> Callable[["Lab", "Router", dict], dict]:
     return inject
 
 
-def table(lab: "Lab") -> str:
+def table(lab: Lab) -> str:
     """Name of the nftables table (family bridge) holding the lab's drop rules."""
     return f"{lab.prefix}faults"
 
 
-def _nft(lab: "Lab", lan: str, rules: Sequence[str]) -> None:
+def _nft(lab: Lab, lan: str, rules: Sequence[str]) -> None:
     ns, tbl = lab.bridge_ns(lan), table(lab)
     text = (f"table bridge {tbl} {{\n  chain {CHAIN} {{\n"
             f"    type filter hook forward priority -100; policy accept;\n  }}\n}}\n"
@@ -89,7 +90,7 @@ def _nft(lab: "Lab", lan: str, rules: Sequence[str]) -> None:
     run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=text)
 
 
-def _loss(lab: "Lab", r: "Router | None", args: dict) -> dict:
+def _loss(lab: Lab, r: Router | None, args: dict) -> dict:
     lan = args.pop("lan", None) or (r.cfg.lan if r else next(iter(lab.topo.lans)))
     pct = int(args.pop("percent"))
     if not 0 <= pct <= 100:
@@ -99,26 +100,26 @@ def _loss(lab: "Lab", r: "Router | None", args: dict) -> dict:
     return {"t": time.monotonic(), "lan": lan, "percent": pct}
 
 
-def _partition(lab: "Lab", r: "Router | None", args: dict) -> dict:
+def _partition(lab: Lab, r: Router | None, args: dict) -> dict:
     lan = args.pop("lan", None) or (r.cfg.lan if r else next(iter(lab.topo.lans)))
     a, b = list(args.pop("a")), list(args.pop("b"))
     ports = {side: ", ".join(f'"{lab.bridge_port(n, lan)}"' for n in grp)
              for side, grp in (("a", a), ("b", b))}
-    _nft(lab, lan, [f'iifname {{ {ports["a"]} }} oifname {{ {ports["b"]} }} counter drop '
-                    f'comment "partition a->b"',
-                    f'iifname {{ {ports["b"]} }} oifname {{ {ports["a"]} }} counter drop '
-                    f'comment "partition b->a"'])
+    _nft(lab, lan, [(f'iifname {{ {ports["a"]} }} oifname {{ {ports["b"]} }} counter drop '
+                     f'comment "partition a->b"'),
+                    (f'iifname {{ {ports["b"]} }} oifname {{ {ports["a"]} }} counter drop '
+                     f'comment "partition b->a"')])
     return {"t": time.monotonic(), "lan": lan, "a": a, "b": b}
 
 
-def _heal(lab: "Lab", r: "Router | None", args: dict) -> dict:
+def _heal(lab: Lab, r: Router | None, args: dict) -> dict:
     lan = args.pop("lan", None) or (r.cfg.lan if r else next(iter(lab.topo.lans)))
     run(["ip", "netns", "exec", lab.bridge_ns(lan), "nft", "delete", "table", "bridge", table(lab)],
         check=False)
     return {"t": time.monotonic(), "lan": lan}
 
 
-def counters(lab: "Lab", lan: str) -> dict[str, dict[str, int]]:
+def counters(lab: Lab, lan: str) -> dict[str, dict[str, int]]:
     """Drop counters of the fault rules on *lan*: {comment: {"packets": n, "bytes": m}}."""
     cp = run(["ip", "netns", "exec", lab.bridge_ns(lan), "nft", "-j", "list", "table", "bridge",
               table(lab)], check=False)
@@ -135,8 +136,8 @@ def counters(lab: "Lab", lan: str) -> dict[str, dict[str, int]]:
     return out
 
 
-def _attack(flood: bool) -> Callable[["Lab", "Router | None", dict], dict]:
-    def inject(lab: "Lab", r: "Router | None", args: dict) -> dict:
+def _attack(flood: bool) -> Callable[[Lab, Router | None, dict], dict]:
+    def inject(lab: Lab, r: Router | None, args: dict) -> dict:
         node = args.pop("node", None) or lab.topo.attackers()[0]
         lan = args.pop("lan", None) or (r.cfg.lan if r else lab.topo.nodes[node].lans[0])
         if flood:
@@ -161,7 +162,7 @@ _TABLE: dict[str, Callable] = {
 }
 
 
-def fault(lab: "Lab", router_impl: "Router | None", name: str, **args: object) -> dict:
+def fault(lab: Lab, router_impl: Router | None, name: str, **args: object) -> dict:
     """Inject fault *name* (see FAULTS) on *router_impl*'s node/LAN; returns what was done.
 
     loss: ``percent``; partition: ``a``, ``b`` (lists of node names); forge/flood: fields of

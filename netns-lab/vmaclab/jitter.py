@@ -17,6 +17,7 @@ Loads (in the master's namespace, for the measurement window only):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -37,12 +38,12 @@ HOG = [sys.executable, "-c", "while True: pass"]
 
 def _pct(vals: list[float], q: float) -> float:
     s = sorted(vals)
-    return s[min(len(s) - 1, max(0, int(round(q / 100 * len(s) + 0.5)) - 1))]
+    return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
 
 
 def stats(t_ns: list[int], interval_ms: float) -> dict:
     """Inter-departure figures of send times *t_ns* against *interval_ms*."""
-    gaps = [(b - a) / 1e6 for a, b in zip(t_ns, t_ns[1:])]
+    gaps = [(b - a) / 1e6 for a, b in itertools.pairwise(t_ns)]
     if not gaps:
         return {"n": 0}
     dev = [abs(g - interval_ms) for g in gaps]
@@ -88,7 +89,7 @@ def one(impl: str, load: str, advert_ms: int, duration_s: float, run_no: int = 0
         time.sleep(max(0.5, 3 * advert_ms / 1000))
         hogs, stop, churn = [], threading.Event(), None
         if load == "cpu-pinned":
-            cpu = sorted(os.sched_getaffinity(0))[-1]
+            cpu = max(os.sched_getaffinity(0))
             _pin(m.vrrp_pids(), cpu)
             hogs.append(lab.popen(m.node, ["taskset", "-c", str(cpu), *HOG]))
             rec["cpu"] = cpu
@@ -122,8 +123,8 @@ def table(rows: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["advert_ms"], r["load"], r["impl"]), []).append(r)
-    lines = [f"{'advert':>7} {'load':11} {'impl':11} {'runs':>4} {'gaps':>5} {'mean gap':>9} "
-             f"{'|dev| p50':>9} {'p99':>7} {'max':>7} {'max gap':>8} {'late>10%':>8}   (ms)"]
+    lines = [(f"{'advert':>7} {'load':11} {'impl':11} {'runs':>4} {'gaps':>5} {'mean gap':>9} "
+              f"{'|dev| p50':>9} {'p99':>7} {'max':>7} {'max gap':>8} {'late>10%':>8}   (ms)")]
     for (adv, load, impl), rs in sorted(groups.items(),
                                         key=lambda kv: (kv[0][0], LOADS.index(kv[0][1]) if kv[0][1] in LOADS
                                                         else 9, kv[0][2] != "vmacd")):
@@ -133,7 +134,7 @@ def table(rows: list[dict]) -> str:
             lines.append(f"{adv:>5}ms {load:11} {impl:11} {0:>2}/{len(rs):<1} n/a ({why})")
             continue
 
-        def med(k: str) -> float:
+        def med(k: str, ok: list[dict] = ok) -> float:
             return statistics.median(r[k] for r in ok)
         lines.append(f"{adv:>5}ms {load:11} {impl:11} {len(ok):>2}/{len(rs):<1} {int(med('n')):>5} "
                      f"{med('mean_gap_ms'):9.2f} {med('p50_ms'):9.3f} {med('p99_ms'):7.3f} "
@@ -157,7 +158,7 @@ def main(args: argparse.Namespace) -> int:
             for impl in impl_list:
                 try:
                     rec = one(impl, load, advert, duration, k)
-                except Exception as exc:   # one broken window must not stop the others
+                except Exception as exc:  # noqa: BLE001 - one broken window must not stop the rest
                     log.warning("%s %s: %s", impl, load, exc)
                     rec = {"impl": impl, "load": load, "advert_ms": advert, "run": k,
                            "error": str(exc).splitlines()[0]}

@@ -18,12 +18,23 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Self
 
 from .topology import Topology, resolve
-from .util import (LabError, PREFIX_RE, RUN_ROOT, check_prefix, kill, log, new_prefix, pid_alive,
-                   run, wait_until)
+from .util import (
+    PREFIX_RE,
+    RUN_ROOT,
+    LabError,
+    check_prefix,
+    kill,
+    log,
+    new_prefix,
+    pid_alive,
+    run,
+    wait_until,
+)
 
 FRR_TMP = "/var/tmp/frr"
 _ROUTER_SYSCTLS = ("net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.default.arp_ignore=1",
@@ -114,14 +125,14 @@ class Lab:
         return proc
 
     # -- life cycle ----------------------------------------------------------------------------
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Self:
         self.up()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.down()
 
-    def up(self) -> "Lab":
+    def up(self) -> Lab:
         """Create namespaces, bridges, veths and addresses; on any failure tear down and raise."""
         self.rundir.mkdir(parents=True, exist_ok=True)
         self._write_state("creating")
@@ -228,7 +239,7 @@ def cleanup(prefix: str, run_root: Path = RUN_ROOT) -> list[str]:
             killed.append(pid)
     for ns in spaces:
         try:
-            wait_until(lambda: not [p for p in ns_pids(ns) if pid_alive(p)], 5.0,
+            wait_until(lambda ns=ns: not [p for p in ns_pids(ns) if pid_alive(p)], 5.0,
                        what=f"processes of {ns} to die")
         except TimeoutError as exc:
             log.warning("%s", exc)

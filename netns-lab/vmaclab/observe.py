@@ -289,7 +289,7 @@ class Observer:
 
     @classmethod
     def start(cls, ns: str | None, ifaces: list[str], out_path: str, fdb_bridge: str | None = None,
-              kinds: list[str] | None = None) -> "Observer":
+              kinds: list[str] | None = None) -> Observer:
         """Capture on ``ifaces`` (and watch ``fdb_bridge``'s FDB) in namespace ``ns``; returns when ready."""
         args = ["--out", out_path]
         for i in ifaces:
@@ -316,7 +316,7 @@ class FdbWatcher(Observer):
     """An :class:`Observer` that only watches a bridge's FDB."""
 
     @classmethod
-    def start(cls, ns: str | None, bridge: str, out_path: str) -> "FdbWatcher":  # type: ignore[override]
+    def start(cls, ns: str | None, bridge: str, out_path: str) -> FdbWatcher:  # type: ignore[override]
         """Watch ``bridge``'s FDB in namespace ``ns``; returns when ready (initial dump follows)."""
         return cls(NsProcess.start(ns, "vmaclab.observe", ["--out", out_path, "--fdb-bridge", bridge]),
                    out_path)

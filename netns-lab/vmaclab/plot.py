@@ -10,10 +10,10 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 
-from vmaclab.record import RunRecord  # noqa: E402
+from vmaclab.record import RunRecord
 
 STATE_COLORS = {"master": "#2ca02c", "backup": "#1f77b4", "fault": "#ff7f0e", "stopped": "#7f7f7f",
                 "init": "#d0d0d0"}
@@ -98,7 +98,7 @@ def plot_timeline(rec: RunRecord, out_png: str, title: str | None = None) -> str
         ax.axvline((rec.bound_ns - t0) / 1e6, color="black", linestyle=":", linewidth=1.2)
         ax.text((rec.bound_ns - t0) / 1e6, len(nodes) + 0.55, f" MDI {rec.mdi_ms:.0f} ms", fontsize=8,
                 va="bottom")
-    ax.set_yticks(list(range(0, len(nodes) + 1)), ["client"] + list(reversed(nodes)))
+    ax.set_yticks(list(range(len(nodes) + 1)), ["client"] + list(reversed(nodes)))
     ax.set_ylim(-0.6, len(nodes) + 0.9)
     ax.set_xlim((first - t0) / 1e6, (last - t0) / 1e6)
     ax.set_xlabel("ms relative to fault" if rec.fault_ns is not None else "ms")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import select
@@ -45,7 +46,7 @@ class NsProcess:
 
     @classmethod
     def start(cls, ns: str | None, module: str, args: list[str], ready_timeout_s: float = 10.0
-              ) -> "NsProcess":
+              ) -> NsProcess:
         """Spawn ``python -m module args`` (in namespace ``ns`` unless None) and wait for ``ready``."""
         argv = [sys.executable, "-m", module, *args]
         if ns:
@@ -139,7 +140,7 @@ class ProbeSummary:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ProbeSummary":
+    def from_dict(cls, d: dict) -> ProbeSummary:
         """Inverse of :meth:`to_dict`."""
         return cls(**d)
 
@@ -149,7 +150,7 @@ def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     s = sorted(values)
-    k = min(len(s) - 1, max(0, int(round(q / 100.0 * len(s) + 0.5)) - 1))
+    k = min(len(s) - 1, max(0, round(q / 100.0 * len(s) + 0.5) - 1))
     return s[k]
 
 
@@ -178,7 +179,7 @@ def _responder_segments(replies: list[ProbeResult]) -> tuple[list[dict], list[di
         else:
             segs.append({"responder": r.responder, "first_ns": r.recv_ns, "last_ns": r.recv_ns, "count": 1})
     switches = [{"t_ns": b["first_ns"], "from": a["responder"], "to": b["responder"]}
-                for a, b in zip(segs, segs[1:])]
+                for a, b in itertools.pairwise(segs)]
     return segs, switches
 
 
@@ -214,13 +215,14 @@ def analyze(results: list[ProbeResult], interval_ms: float | None = None, late_m
     """
     results = sorted(results, key=lambda r: r.seq)
     if interval_ms is None:
-        gaps = [b.sent_ns - a.sent_ns - b.late_ns + a.late_ns for a, b in zip(results, results[1:])]
+        gaps = [b.sent_ns - a.sent_ns - b.late_ns + a.late_ns
+                for a, b in itertools.pairwise(results)]
         interval_ms = _pct(gaps, 50) / 1e6 if gaps else 0.0
     replies = sorted((r for r in results if r.recv_ns is not None), key=lambda r: r.recv_ns)
     last_ns = end_ns if end_ns is not None else (results[-1].sent_ns if results else 0)
     outage, o_start, o_end, o_open, intervals = _outage(results, replies, int(late_ms * 1e6), last_ns)
     segs, switches = _responder_segments(replies)
-    gaps = [(b.recv_ns - a.recv_ns) / 1e6 for a, b in zip(replies, replies[1:])]
+    gaps = [(b.recv_ns - a.recv_ns) / 1e6 for a, b in itertools.pairwise(replies)]
     lateness = [r.late_ns / 1e3 for r in results]
     rtts = [(r.recv_ns - r.sent_ns) / 1e6 for r in replies]
     return ProbeSummary(
@@ -418,8 +420,7 @@ def _write(out_path: str, meta: dict, run: _Run, stats: dict) -> None:
     tmp = out_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(json.dumps({"type": "meta", **meta}) + "\n")
-        for r in run.results():
-            fh.write(json.dumps({"type": "probe", **asdict(r)}) + "\n")
+        fh.writelines(json.dumps({"type": "probe", **asdict(r)}) + "\n" for r in run.results())
         fh.write(json.dumps({"type": "stats", **stats}) + "\n")
     os.replace(tmp, out_path)
 
@@ -477,7 +478,7 @@ class Prober:
     @classmethod
     def start(cls, ns: str | None, target: str, port: int = 7007, interval_ms: float = 5.0,
               out_path: str = "probes.jsonl", mode: str = "udp", duration_s: float | None = None,
-              stop_file: str | None = None, rt_priority: int = 10) -> "Prober":
+              stop_file: str | None = None, rt_priority: int = 10) -> Prober:
         """Start probing ``target`` from namespace ``ns`` every ``interval_ms`` ms; returns once ready."""
         args = ["--target", target, "--port", str(port), "--interval-ms", str(interval_ms),
                 "--out", out_path, "--mode", mode, "--rt-priority", str(rt_priority)]
@@ -509,7 +510,7 @@ class EchoServer:
         self.proc, self.ns, self.node_name, self.port = proc, ns, node_name, port
 
     @classmethod
-    def start(cls, ns: str | None, node_name: str, port: int = 7007, rt_priority: int = 5) -> "EchoServer":
+    def start(cls, ns: str | None, node_name: str, port: int = 7007, rt_priority: int = 5) -> EchoServer:
         """Start answering on UDP ``port`` in ``ns`` with replies naming ``node_name``."""
         proc = NsProcess.start(ns, "vmaclab.echo", ["--node", node_name, "--port", str(port),
                                                     "--rt-priority", str(rt_priority)])

@@ -101,7 +101,7 @@ class RunRecord:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunRecord":
+    def from_dict(cls, d: dict) -> RunRecord:
         """Inverse of :meth:`to_dict`."""
         d = {k: v for k, v in d.items() if k not in ("outage_ms", "lost")}
         return cls(**d)
@@ -116,7 +116,7 @@ class RunRecord:
         return path
 
     @classmethod
-    def load(cls, path: str) -> "RunRecord":
+    def load(cls, path: str) -> RunRecord:
         """Read a record written by :meth:`save`."""
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh))

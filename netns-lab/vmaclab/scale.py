@@ -247,9 +247,9 @@ def table(rows: list[dict]) -> str:
         return statistics.median(v) if v else None
 
     ka = {(n, a): rs for (n, a, i), rs in groups.items() if i == "keepalived"}
-    lines = [f"{'vrids':>5} {'advert':>7} {'impl':11} {'runs':>4} {'sent/s':>7} {'µs/sent':>8} "
-             f"{'µs/recv':>8} {'CPU% m':>7} {'CPU% b':>7} {'RSS m MB':>8} {'RSS b MB':>8} "
-             f"{'spurious':>8} {'bk sent':>7} {'vs ka sent':>10} {'vs ka recv':>10}"]
+    lines = [(f"{'vrids':>5} {'advert':>7} {'impl':11} {'runs':>4} {'sent/s':>7} {'µs/sent':>8} "
+              f"{'µs/recv':>8} {'CPU% m':>7} {'CPU% b':>7} {'RSS m MB':>8} {'RSS b MB':>8} "
+              f"{'spurious':>8} {'bk sent':>7} {'vs ka sent':>10} {'vs ka recv':>10}")]
     for (n, adv, impl), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "vmacd")):
         ok = [r for r in rs if "error" not in r]
         if not ok:
@@ -258,7 +258,7 @@ def table(rows: list[dict]) -> str:
         rate = statistics.median(r["adverts_sent"] / r["window_s"] for r in ok)
         base = ka.get((n, adv))
 
-        def ratio(k: str) -> str:
+        def ratio(k: str, base: list[dict] | None = base, ok: list[dict] = ok) -> str:
             if not base:
                 return "-"
             b, v = med(base, k), med(ok, k)

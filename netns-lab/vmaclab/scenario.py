@@ -45,7 +45,7 @@ class Scenario:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_file(cls, path: str | Path, **overrides: object) -> "Scenario":
+    def from_file(cls, path: str | Path, **overrides: object) -> Scenario:
         """Load a scenario TOML; *overrides* (impl, event, advert_ms...) win over the file."""
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -151,7 +151,7 @@ def _save(rec, sc: Scenario, out_dir: Path | None) -> dict:
             from .plot import plot_timeline
             plot_timeline(rec, str(stem.with_suffix(".png")))
             rec.meta["png"] = str(stem.with_suffix(".png"))
-        except Exception as exc:  # a missing plot must not lose the measurement
+        except Exception as exc:  # noqa: BLE001 - a missing plot must not lose the measurement
             log.warning("plot failed: %s", exc)
         rec.save(str(stem.with_suffix(".json")))
     return rec.to_dict()

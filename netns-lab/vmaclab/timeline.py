@@ -88,9 +88,9 @@ def render(rec: dict, png: str | None = None, max_garps: int = 5) -> str:
              f"advert {adv:g} ms, routers "
              + ", ".join(f"{n} (prio {prios[n]})" if n in prios else n for n in nodes)
              + f"; client probes {vip} every {rec.get('probe', {}).get('interval_ms', 0):g} ms",
-             f"RFC 9568 §6.1 for the backup (priority {rec['backup_priority']}): "
-             f"Skew_Time = (256-{rec['backup_priority']})*{adv:g}/256 = {rec['skew_ms']:.1f} ms, "
-             f"Master_Down_Interval = 3*{adv:g} + Skew_Time = {rec['mdi_ms']:.1f} ms", ""]
+             (f"RFC 9568 §6.1 for the backup (priority {rec['backup_priority']}): "
+              f"Skew_Time = (256-{rec['backup_priority']})*{adv:g}/256 = {rec['skew_ms']:.1f} ms, "
+              f"Master_Down_Interval = 3*{adv:g} + Skew_Time = {rec['mdi_ms']:.1f} ms"), ""]
     rows: list[tuple[float, str]] = []
     if f is not None:
         for e in ev:

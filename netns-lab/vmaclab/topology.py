@@ -137,7 +137,7 @@ class Topology:
 
     # -- (de)serialisation -------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path) -> "Topology":
+    def load(cls, path: str | Path) -> Topology:
         """Load a TOML topology: ``[lan.NAME] v4/v6`` tables and ``[node.NAME] kind, lans``."""
         path = Path(path)
         with path.open("rb") as fh:
@@ -145,7 +145,7 @@ class Topology:
         return cls.from_dict(data, name=data.get("name", path.stem))
 
     @classmethod
-    def from_dict(cls, data: dict, name: str = "lab") -> "Topology":
+    def from_dict(cls, data: dict, name: str = "lab") -> Topology:
         """Build from the TOML structure (see ``load``)."""
         topo = cls(name)
         for lname, spec in data.get("lan", {}).items():

@@ -8,8 +8,9 @@ import secrets
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 log = logging.getLogger("vmaclab")
 
@@ -41,7 +42,8 @@ def run(argv: Sequence[str], check: bool = True, timeout: float = 20.0,
         input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run one command (no shell), capture text output; raise LabError on failure when *check*."""
     try:
-        cp = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input)
+        cp = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                            input=input, check=False)
     except subprocess.TimeoutExpired as exc:
         raise LabError(f"timeout after {timeout}s: {' '.join(argv)}") from exc
     if check and cp.returncode != 0:
@@ -93,7 +95,7 @@ def read_pidfile(path: Path) -> int | None:
         return None
 
 
-def parse_duration_ms(text: str | int | float) -> int:
+def parse_duration_ms(text: str | float) -> int:
     """Parse ``"100ms"``, ``"1s"``, ``"1.5s"`` or a bare number of ms into integer milliseconds."""
     if isinstance(text, (int, float)):
         return int(text)
@@ -101,5 +103,5 @@ def parse_duration_ms(text: str | int | float) -> int:
     if s.endswith("ms"):
         return int(float(s[:-2]))
     if s.endswith("s"):
-        return int(round(float(s[:-1]) * 1000))
+        return round(float(s[:-1]) * 1000)
     return int(float(s))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import signal
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from vmaclab import impls
@@ -39,5 +39,5 @@ def routers() -> Iterator[Callable[..., list[Router]]]:
     for r in started:
         try:
             r.stop()
-        except Exception:  # the lab's down() kills whatever is left
+        except Exception:  # noqa: BLE001, S110 - the lab's down() kills whatever is left
             pass

@@ -20,7 +20,7 @@ NODE_MACS = {"r1": "02:00:00:00:00:01", "r2": "02:00:00:00:00:02", "c": "02:00:0
 
 def sh(*argv: str, check: bool = True) -> str:
     """Run a command; returns stdout; raises with stderr on failure when ``check``."""
-    res = subprocess.run(argv, capture_output=True, text=True)
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
     if check and res.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} -> {res.returncode}: {res.stderr.strip()}")
     return res.stdout
@@ -44,7 +44,7 @@ class MiniLan:
         sh("ip", "netns", "exec", self.ns(node), "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
            "net.ipv6.conf.default.disable_ipv6=1")
 
-    def up(self) -> "MiniLan":
+    def up(self) -> MiniLan:
         """Create everything; on any error, remove what was created and re-raise."""
         try:
             self._add_ns("br")

@@ -10,8 +10,6 @@ import re
 import sys
 import textwrap
 
-import pytest
-
 from vmaclab import impls
 from vmaclab.attacker import send as forge
 from vmaclab.topology import Topology
@@ -49,7 +47,7 @@ def _drops(lab, node: str) -> dict[str, float]:
               "print(urllib.request.urlopen('http://127.0.0.1:9650/metrics', timeout=5).read().decode())")
     text = lab.run(node, [sys.executable, "-c", script]).stdout
     out = {}
-    for m in re.finditer(r'^vmacd_packets_dropped_total\{([^}]*)\} (\S+)$', text, re.M):
+    for m in re.finditer(r'^vmacd_packets_dropped_total\{([^}]*)\} (\S+)$', text, re.MULTILINE):
         labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
         if labels.get("instance") == "lan":
             out[labels["reason"]] = float(m.group(2))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from vmaclab.faults import counters, fault
 from vmaclab.topology import Topology
 from vmaclab.util import wait_until

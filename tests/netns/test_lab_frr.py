@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from vmaclab.faults import fault
 from vmaclab.util import wait_until
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from vmaclab.faults import fault
 from vmaclab.util import run, wait_until
 

@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from vmaclab.lab import Lab, lab_namespaces, list_labs
 from vmaclab.topology import Topology
 from vmaclab.util import RUN_ROOT, new_prefix, run, wait_until
@@ -69,7 +68,7 @@ def test_lab_torn_down_after_failing_test(tmp_path: Path) -> None:
     """))
     cp = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                          str(tmp_path / "test_fails.py")], capture_output=True, text=True,
-                        timeout=60, cwd=tmp_path)
+                        timeout=60, cwd=tmp_path, check=False)
     assert cp.returncode == 1 and "on purpose" in cp.stdout, cp.stdout
     assert _leftovers(prefix) == []
 
@@ -85,21 +84,23 @@ def test_sigkilled_up_cleaned_by_down_prefix(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=5)
         assert len(lab_namespaces(prefix)) == 4
-        info = [l for l in list_labs() if l["prefix"] == prefix][0]
+        info = next(l for l in list_labs() if l["prefix"] == prefix)
         assert not info["owner_alive"]
         cp = subprocess.run([VMAC_LAB, "down", "--prefix", prefix], capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60, check=False)
         assert cp.returncode == 0, cp.stderr
         assert _leftovers(prefix) == []
     finally:
         if proc.poll() is None:
             proc.kill()
-        subprocess.run([VMAC_LAB, "down", "--prefix", prefix], capture_output=True, timeout=60)
+        subprocess.run([VMAC_LAB, "down", "--prefix", prefix], capture_output=True, timeout=60,
+                       check=False)
 
 
 def test_down_all_spares_labs_of_live_processes() -> None:
     with Lab("pair") as mine:
-        cp = subprocess.run([VMAC_LAB, "down", "--all"], capture_output=True, text=True, timeout=60)
+        cp = subprocess.run([VMAC_LAB, "down", "--all"], capture_output=True, text=True,
+                            timeout=60, check=False)
         assert cp.returncode == 0, cp.stderr
         assert set(lab_namespaces(mine.prefix)) == set(mine.namespaces())
     assert _leftovers(mine.prefix) == []

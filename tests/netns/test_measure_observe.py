@@ -5,10 +5,25 @@ import struct
 import time
 
 import pytest
-
-from measure_util import MiniLan, garp_frame, mac_bytes, send_frames_timed, vrrp_frame, wait_for
-from vmaclab.observe import (FdbWatcher, Observer, adverts, bridge_ports, decode_frame, fdb_moves, first_advert,
-                             frames_from_mac, last_advert)
+from measure_util import (
+    MiniLan,
+    garp_frame,
+    mac_bytes,
+    send_frames_timed,
+    vrrp_frame,
+    wait_for,
+)
+from vmaclab.observe import (
+    FdbWatcher,
+    Observer,
+    adverts,
+    bridge_ports,
+    decode_frame,
+    fdb_moves,
+    first_advert,
+    frames_from_mac,
+    last_advert,
+)
 
 pytestmark = pytest.mark.timeout(60)
 PROBE_MAC = "02:00:5e:aa:bb:cc"

@@ -6,12 +6,19 @@ client's ARP entry, and the record/PNG built from all of it.
 """
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
-
 from measure_util import ADDRS, VIP, VMAC, MiniLan, garp_frame, send_frames_timed, sh
-from vmaclab.observe import Observer, fdb_moves, frames_from_mac, gratuitous_arps, neigh_entry, neigh_mac
+from vmaclab.observe import (
+    Observer,
+    fdb_moves,
+    frames_from_mac,
+    gratuitous_arps,
+    neigh_entry,
+    neigh_mac,
+)
 from vmaclab.prober import EchoServer, Prober, load_results
 
 pytestmark = pytest.mark.timeout(60)
@@ -110,7 +117,7 @@ def test_prober_jitter_is_reported_and_small(moved):
     meta, results = load_results(str(moved["dir"] / "probes.jsonl"))
     assert meta["interval_ms"] == INTERVAL_MS and len(results) == s.sent
     sends = [r.sent_ns - r.late_ns for r in results]  # scheduled deadlines: exact multiples
-    assert all(b - a == int(INTERVAL_MS * 1e6) for a, b in zip(sends, sends[1:]))
+    assert all(b - a == int(INTERVAL_MS * 1e6) for a, b in itertools.pairwise(sends))
 
 
 def test_fdb_moves_vmac_to_new_port_at_the_garp(moved):
@@ -169,4 +176,5 @@ def test_record_and_timeline_of_the_real_run(moved, tmp_path):
     back = RunRecord.load(rec.save(str(tmp_path / "run.json")))
     assert back == rec and back.outage_ms == moved["summary"].outage_ms
     png = plot_timeline(back, str(tmp_path / "run.png"))
-    assert open(png, "rb").read(4) == b"\x89PNG"
+    with open(png, "rb") as fh:
+        assert fh.read(4) == b"\x89PNG"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from vmaclab.prober import ProbeResult, ProbeSummary, analyze
 from vmaclab.record import RunRecord, events_from_observer, rfc_bounds, save_records
 
@@ -84,7 +83,8 @@ def test_record_round_trips_and_bench_row(tmp_path):
     back = RunRecord.load(rec.save(str(tmp_path / "run.json")))
     assert back == rec and back.outage_ms == 305.0 and back.lost == 60
     assert back.bound_ns == 240 * MS + int(rec.mdi_ms * MS)
-    row = json.loads(open(save_records([rec], str(tmp_path / "bench.json"))).read())[0]
+    with open(save_records([rec], str(tmp_path / "bench.json"))) as fh:
+        row = json.loads(fh.read())[0]
     assert set(row) == {"impl", "event", "advert_ms", "run", "outage_ms", "lost", "mdi_ms", "skew_ms",
                         "old_master", "new_master"}
     assert (row["outage_ms"], row["mdi_ms"], row["new_master"]) == (305.0, 360.938, "r2")
@@ -92,10 +92,10 @@ def test_record_round_trips_and_bench_row(tmp_path):
 
 def test_plot_writes_a_readable_png(tmp_path):
     import matplotlib.image as mpimg
-
     from vmaclab.plot import plot_timeline
     out = plot_timeline(_record(), str(tmp_path / "timeline.png"))
-    data = open(out, "rb").read()
+    with open(out, "rb") as fh:
+        data = fh.read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     img = mpimg.imread(out)
     colors = {tuple(round(float(c), 1) for c in px[:3]) for px in img.reshape(-1, img.shape[2])[::7]}

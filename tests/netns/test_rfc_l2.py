@@ -12,7 +12,6 @@ import sys
 import textwrap
 
 import pytest
-
 from vmaclab import impls
 from vmaclab.util import wait_until
 

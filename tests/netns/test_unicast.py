@@ -3,7 +3,6 @@ pair elects and fails over exactly as with multicast; nothing is sent to 224.0.0
 from __future__ import annotations
 
 import pytest
-
 from vmaclab import impls
 from vmaclab.faults import fault
 from vmaclab.observe import Observer, bridge_ports

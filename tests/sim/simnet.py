@@ -15,12 +15,18 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from vmacd.core import timers
-from vmacd.core.events import (AdvertReceived, ClaimVips, ReleaseVips, SendAdvert, StateChanged,
-                               Startup)
+from vmacd.core.events import (
+    AdvertReceived,
+    ClaimVips,
+    ReleaseVips,
+    SendAdvert,
+    Startup,
+    StateChanged,
+)
 from vmacd.core.fsm import RouterParams, State, VirtualRouter
 from vmacd.core.groups import SyncGroup, settle
 from vmacd.core.wire import Advertisement

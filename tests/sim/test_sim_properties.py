@@ -10,16 +10,17 @@ import os
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings, strategies as st
-
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 from simnet import NodeSpec, Sim, make_params
+
 from vmacd.core import timers
 from vmacd.core.events import LinkChanged, Maintenance, Shutdown, Startup, TrackChanged
 from vmacd.core.fsm import State
 
 EXAMPLES = int(os.environ.get("VMACD_SIM_EXAMPLES", "200"))
-SETTINGS = dict(deadline=None, derandomize=True, database=None, print_blob=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = {"deadline": None, "derandomize": True, "database": None, "print_blob": False,
+            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 NAMES = ("r1", "r2", "r3", "r4")
 
 
@@ -58,8 +59,8 @@ class Scenario:
     ops: tuple[Op, ...]
 
     def __repr__(self) -> str:
-        lines = [f"Scenario: VRIDs {self.vrids}, interval {self.interval_cs} cs, delay "
-                 f"{self.delay}s (+{self.jitter}s jitter), faults until {self.horizon}s"]
+        lines = [(f"Scenario: VRIDs {self.vrids}, interval {self.interval_cs} cs, delay "
+                  f"{self.delay}s (+{self.jitter}s jitter), faults until {self.horizon}s")]
         lines += [f"  {b}" for b in self.boxes] + [f"  {op}" for op in self.ops]
         return "\n".join(lines)
 

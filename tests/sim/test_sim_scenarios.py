@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from simnet import NodeSpec, Sim, make_params
+
 from vmacd.core import timers
 from vmacd.core.events import Maintenance, Shutdown, Startup, TrackChanged
 from vmacd.core.fsm import State
@@ -159,11 +159,12 @@ def test_several_vrids_elect_independently():
 @pytest.mark.rfc("9568-6.4.2-5", "refused")
 def test_invariant_checker_catches_a_router_that_claims_in_backup():
     from simnet import InvariantError
+
     from vmacd.core.events import ClaimVips
 
     sim = booted({"r1": 200, "r2": 100})
     r2 = sim.nodes["r2"].routers[1]
-    broken = lambda ev, now: [ClaimVips(1, 4, r2.params.vips)]  # noqa: E731
+    broken = lambda ev, now: [ClaimVips(1, 4, r2.params.vips)]
     r2.handle = broken
     with pytest.raises(InvariantError, match="claims VIPs in state backup"):
         sim.feed("r2", 1, Startup())
@@ -171,6 +172,7 @@ def test_invariant_checker_catches_a_router_that_claims_in_backup():
 
 def test_invariant_checker_catches_priority_zero_from_a_backup():
     from simnet import InvariantError
+
     from vmacd.core.events import SendAdvert
 
     sim = booted({"r1": 200, "r2": 100})

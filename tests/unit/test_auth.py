@@ -9,8 +9,17 @@ import struct
 import pytest
 
 from vmacd.core.auth import AuthSpec, ReplayGuard
-from vmacd.core.wire import (Advertisement, PacketError, UsageError, build_ip_packet, decode,
-                             decode_ip_packet, encode, inet_checksum, inet_sum)
+from vmacd.core.wire import (
+    Advertisement,
+    PacketError,
+    UsageError,
+    build_ip_packet,
+    decode,
+    decode_ip_packet,
+    encode,
+    inet_checksum,
+    inet_sum,
+)
 
 ip = ipaddress.ip_address
 S4, G4, S6, G6 = ip("192.0.2.2"), ip("224.0.0.18"), ip("fe80::2"), ip("ff02::12")
@@ -162,7 +171,7 @@ def test_hmac_encode_caches_the_prefix_and_needs_a_counter():
 
 def test_replay_guard_refuses_old_and_equal_counters():
     guard = ReplayGuard()
-    adv = lambda n, src=S4: decode(encode(ADV3, src=src, dst=G4, auth=HM, counter=n),  # noqa: E731
+    adv = lambda n, src=S4: decode(encode(ADV3, src=src, dst=G4, auth=HM, counter=n),
                                    src=src, dst=G4, ttl=255, auth=HM)
     guard.check(adv(10))
     guard.check(adv(11))

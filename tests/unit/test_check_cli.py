@@ -77,8 +77,8 @@ def test_invalid_config_prints_every_error_and_exits_1(tmp_path, capsys):
     assert cap.out == ""
     assert cap.err.splitlines() == [
         f"{path}: instance[lan].vrid: must be 1..255, got 300",
-        f'{path}: instance[lan].advert_interval: must be a number with a unit ms, s, m or h, '
-        f'e.g. "100ms" or "1.5s", got "100 ms"',
+        (f'{path}: instance[lan].advert_interval: must be a number with a unit ms, s, m or h, '
+         f'e.g. "100ms" or "1.5s", got "100 ms"'),
         f"{path}: invalid: 2 error(s)",
     ]
 

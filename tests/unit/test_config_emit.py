@@ -4,7 +4,8 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vmacd.config.emit import dumps, value
 

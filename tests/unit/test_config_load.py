@@ -271,8 +271,8 @@ def test_bad_and_duplicate_addresses():
     errs = errors(toml('virtual_ips = ["192.0.2.300", "224.0.0.18", "192.0.2.1", "192.0.2.1/24"]\n'
                        'unicast_peers = ["2001:db8::2", "192.0.2.7", "192.0.2.7"]'))
     assert errs == [
-        'vmacd.toml: instance[lan].virtual_ips[0]: must be an IP address with an optional /prefix, '
-        'got "192.0.2.300"',
+        ('vmacd.toml: instance[lan].virtual_ips[0]: must be an IP address with an optional '
+         '/prefix, got "192.0.2.300"'),
         'vmacd.toml: instance[lan].virtual_ips[1]: must be a unicast address, got "224.0.0.18"',
         'vmacd.toml: instance[lan].virtual_ips[3]: duplicate address, got "192.0.2.1/24"',
         'vmacd.toml: instance[lan].unicast_peers[0]: must be IPv4 like the virtual_ips, got "2001:db8::2"',
@@ -342,10 +342,10 @@ def test_dangling_references_refused_with_hints():
     assert errs == [
         "vmacd.toml: sync_group.h.instances[0]: no [[instance]] named \"lam\" (did you mean 'lan'?)",
         "vmacd.toml: instance[lan].auth: no [auth.lann] table, got \"lann\" (did you mean 'lan'?)",
-        "vmacd.toml: instance[lan].track_scripts[0].name: no [track_script.http] table, got \"http\" "
-        "(did you mean 'httpd'?)",
-        "vmacd.toml: instance[lan].resources[0]: no [resource.webb] table, got \"webb\" "
-        "(did you mean 'web'?)",
+        ("vmacd.toml: instance[lan].track_scripts[0].name: no [track_script.http] table, "
+         "got \"http\" (did you mean 'httpd'?)"),
+        ("vmacd.toml: instance[lan].resources[0]: no [resource.webb] table, got \"webb\" "
+         "(did you mean 'web'?)"),
     ]
 
 
@@ -358,8 +358,8 @@ def test_weights_are_bounded():
     errs = errors(toml('track_interfaces = [{ name = "eth0", weight = -255 }, "eth2"]'))
     assert errs == [
         "vmacd.toml: instance[lan].track_interfaces[0].weight: must be an integer -254..254, got -255",
-        'vmacd.toml: instance[lan].track_interfaces[1]: must be a table like { name = "eth0", '
-        'weight = -50 }, got "eth2"',
+        ('vmacd.toml: instance[lan].track_interfaces[1]: must be a table like { name = "eth0", '
+         'weight = -50 }, got "eth2"'),
     ]
 
 

@@ -78,8 +78,8 @@ def test_owner_with_255_and_its_own_address_passes():
 @pytest.mark.rfc("9568-5.2.4-1", "refused")
 def test_owner_with_another_priority_refused():
     assert rendered(cfg('virtual_ips = ["192.0.2.1/24"]\npriority = 150')) == [
-        "t.toml: instance[lan].priority: error: 192.0.2.1 is an address of eth1, so this router owns it "
-        "and must use priority = 255 (RFC 9568 §5.2.4), got 150"]
+        ("t.toml: instance[lan].priority: error: 192.0.2.1 is an address of eth1, so this router "
+         "owns it and must use priority = 255 (RFC 9568 §5.2.4), got 150")]
 
 
 @pytest.mark.rfc("9568-5.2.4-2", "refused")

@@ -5,8 +5,19 @@ import ipaddress as ip
 
 import pytest
 
-from vmacd.core.events import (AdvertReceived, Announce, ClaimVips, MasterSeen, ReleaseVips,
-                               SendAdvert, Shutdown, StateChanged, Startup, Stopped, TrackChanged)
+from vmacd.core.events import (
+    AdvertReceived,
+    Announce,
+    ClaimVips,
+    MasterSeen,
+    ReleaseVips,
+    SendAdvert,
+    Shutdown,
+    Startup,
+    StateChanged,
+    Stopped,
+    TrackChanged,
+)
 from vmacd.core.fsm import LocalProtocolError, RouterParams, State, VirtualRouter
 from vmacd.core.wire import Advertisement
 

@@ -6,8 +6,18 @@ import ipaddress as ip
 
 import pytest
 
-from vmacd.core.events import (AdvertReceived, ClaimVips, LinkChanged, Maintenance, ReleaseVips,
-                               SendAdvert, Shutdown, Startup, Stopped, TrackChanged)
+from vmacd.core.events import (
+    AdvertReceived,
+    ClaimVips,
+    LinkChanged,
+    Maintenance,
+    ReleaseVips,
+    SendAdvert,
+    Shutdown,
+    Startup,
+    Stopped,
+    TrackChanged,
+)
 from vmacd.core.fsm import RouterParams, State, VirtualRouter
 from vmacd.core.wire import Advertisement
 

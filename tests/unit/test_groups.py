@@ -3,12 +3,26 @@ from __future__ import annotations
 
 import ipaddress as ip
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from vmacd.core.events import AdvertReceived, LinkChanged, Maintenance, SendAdvert, Startup
+from vmacd.core.events import (
+    AdvertReceived,
+    LinkChanged,
+    Maintenance,
+    SendAdvert,
+    Startup,
+)
 from vmacd.core.fsm import RouterParams, State, VirtualRouter
-from vmacd.core.groups import (MemberView, SyncGroup, TrackState, Tracking, effective_priority,
-                               file_track, settle)
+from vmacd.core.groups import (
+    MemberView,
+    SyncGroup,
+    Tracking,
+    TrackState,
+    effective_priority,
+    file_track,
+    settle,
+)
 from vmacd.core.wire import Advertisement
 
 A = ip.ip_address
@@ -60,7 +74,7 @@ def test_directives_fault_and_hold():
 
 
 def _pair(prio=200):
-    mk = lambda vrid, ip4, vip: VirtualRouter(RouterParams(  # noqa: E731
+    mk = lambda vrid, ip4, vip: VirtualRouter(RouterParams(
         vrid=vrid, primary=A(ip4), vips=(A(vip),), priority=prio, name=str(vrid)))
     routers = {"lan": mk(1, "192.0.2.2", "192.0.2.1"), "wan": mk(2, "198.51.100.2", "198.51.100.1")}
     for r in routers.values():

@@ -4,9 +4,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import pathlib
-import shutil
-
-import pytest
 
 from vmacd.cli import importers
 from vmacd.config.emit import dumps
@@ -28,7 +25,7 @@ def run(*argv):
 
 
 def test_seed_translates_to_a_valid_config():
-    cfg, notes = translate()
+    cfg, _notes = translate()
     [inst] = cfg.instances
     assert cfg.global_.node == "linux-ha-a"
     assert (inst.interface, inst.vrid, inst.version, inst.priority) == ("eth1", 1, 3, 150)

@@ -25,7 +25,7 @@ def test_parser_builds_blocks_and_strips_comments():
 
 
 def test_example_translates():
-    cfg, notes = translate(CONF.read_text())
+    cfg, _notes = translate(CONF.read_text())
     vi1, vi6 = cfg.instances
     assert cfg.global_.node == "LVS_DEVEL"
     assert (vi1.interface, vi1.vrid, vi1.priority, vi1.version, vi1.advert_interval_cs) == ("eth0", 51, 150, 2, 100)

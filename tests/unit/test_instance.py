@@ -71,7 +71,6 @@ class Recorder:
         else:
             kind = "advert"
         self.calls.append(("send", kind))
-        return None
 
 
 def _runner(vips: str, primary: str) -> tuple[InstanceRunner, Recorder, asyncio.AbstractEventLoop]:

@@ -11,8 +11,17 @@ import pytest
 from vmacd.cli.decode import to_json
 from vmacd.core import wire
 from vmacd.core.auth import AuthSpec
-from vmacd.core.wire import (Advertisement, PacketError, UsageError, build_frame,
-                             build_ip_packet, decode, decode_ip_packet, encode, inet_checksum)
+from vmacd.core.wire import (
+    Advertisement,
+    PacketError,
+    UsageError,
+    build_frame,
+    build_ip_packet,
+    decode,
+    decode_ip_packet,
+    encode,
+    inet_checksum,
+)
 
 ip = ipaddress.ip_address
 G4, G6 = ip("224.0.0.18"), ip("ff02::12")
@@ -91,11 +100,12 @@ def test_v3_header_layout():
 @pytest.mark.rfc("9568-5.2.7-1", "refused")
 @pytest.mark.rfc("9568-5.2.5-1", "refused")
 @pytest.mark.parametrize("bad", [
-    dict(version=4), dict(version=1), dict(type=2), dict(vrid=0), dict(vrid=256),
-    dict(priority=256), dict(interval_cs=0), dict(interval_cs=4096), dict(addresses=()),
+    {"version": 4}, {"version": 1}, {"type": 2}, {"vrid": 0}, {"vrid": 256},
+    {"priority": 256}, {"interval_cs": 0}, {"interval_cs": 4096}, {"addresses": ()},
 ])
 def test_encoder_refuses_unsendable_fields(bad):
-    fields = dict(version=3, vrid=1, priority=100, interval_cs=100, addresses=(ip("192.0.2.1"),))
+    fields = {"version": 3, "vrid": 1, "priority": 100, "interval_cs": 100,
+              "addresses": (ip("192.0.2.1"),)}
     fields.update(bad)
     with pytest.raises(UsageError):
         encode(Advertisement(**fields), src=S4, dst=G4)

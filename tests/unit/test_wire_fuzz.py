@@ -7,8 +7,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vmacd.core.auth import AuthSpec
-from vmacd.core.wire import (Advertisement, PacketError, build_ip_packet, decode,
-                             decode_ip_packet)
+from vmacd.core.wire import (
+    Advertisement,
+    PacketError,
+    build_ip_packet,
+    decode,
+    decode_ip_packet,
+)
 
 ip = ipaddress.ip_address
 KEY = b"k" * 32

@@ -22,7 +22,7 @@ ip = ipaddress.ip_address
 @pytest.mark.parametrize("pseudo", [True, False])
 @pytest.mark.parametrize("vrid,prio,cs,addrs", [(1, 100, 100, ["192.0.2.1"]),
                                                 (255, 254, 4095, ["192.0.2.1", "198.51.100.7"]),
-                                                (42, 0, 1, ["203.0.113.%d" % i for i in range(1, 20)])])
+                                                (42, 0, 1, [f"203.0.113.{i}" for i in range(1, 20)])])
 def test_scapy_decodes_our_v3_ipv4(vrid, prio, cs, addrs, pseudo):
     adv = Advertisement(3, vrid, prio, cs, tuple(ip(a) for a in addrs))
     sent = build_ip_packet(adv, src="192.0.2.200", dst="224.0.0.18", pseudo_header=pseudo)

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmacd.config import durations
-from vmacd.config.instance import NAME_RE
 
 # Heartbeat resource agents living in /etc/ha.d/resource.d (called as AGENT ARGS... start|stop)
 _AGENTS = {"Filesystem", "drbddisk", "MailTo", "Delay", "SendArp", "AudibleAlarm", "LVM", "Raid1",

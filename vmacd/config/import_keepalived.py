@@ -24,7 +24,7 @@ class Stmt:
     word: str
     args: list[str]
     line: int
-    block: list["Stmt"] | None = None
+    block: list[Stmt] | None = None
 
     def text(self) -> str:
         return " ".join([self.word, *self.args]) + (" { ... }" if self.block is not None else "")
@@ -246,7 +246,7 @@ def _instance_line(sub: Stmt, inst: dict[str, Any], raw: dict[str, Any], ctx: _C
     elif w == "virtual_ipaddress":
         raw["vips"] += _vips(sub, inst, ctx)
     elif w in ("nopreempt", "accept", "no_accept"):
-        inst["preempt" if w == "nopreempt" else "accept"] = False if w != "accept" else True
+        inst["preempt" if w == "nopreempt" else "accept"] = w == "accept"
     elif w == "use_vmac":
         raw["vmac"] = True
         if sub.args:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from vmacd.config import model
 from vmacd.config.reader import Issues, Reader, did_you_mean, show
@@ -57,29 +58,30 @@ def parse_instance(issues: Issues, data: dict[str, Any], index: int,
                          if zero else "")
     vips = _virtual_ips(r, version)
     interval_cs = _advert_interval(r, version)
-    kwargs = dict(
-        name=name, interface=interface, vrid=vrid, version=version, priority=priority,
-        virtual_ips=vips, advert_interval_cs=interval_cs,
-        warn_after=_warn_after(r, interval_cs),
-        vmac=r.boolean("vmac", True),
-        vmac_mode=r.string("vmac_mode", "bridge", model.VMAC_MODES),
-        preempt=r.boolean("preempt", True),
-        preempt_delay=r.seconds("preempt_delay", "0s"),
-        accept=r.boolean("accept", False),
-        unicast_peers=_unicast_peers(r, vips),
-        auth=_auth_ref(r, auths, version),
-        garp_repeat=r.integer("garp_repeat", 1, 100, default=3),
-        garp_refresh=r.seconds("garp_refresh", "0s"),
-        startup_delay=r.seconds("startup_delay", "0s"),
-        graceful_handover=r.string("graceful_handover", "make-before-break", model.HANDOVER_MODES),
-        v3_checksum_pseudoheader=r.boolean("v3_checksum_pseudoheader", True),
-        v3_checksum_strict=r.boolean("v3_checksum_strict", False),
-        track_interfaces=_track_interfaces(r),
-        track_scripts=_track_scripts(r, scripts),
-        track_files=_track_files(r),
-        resources=_resources(r, resources),
-        notify=r.string("notify", None, check=check_abs_path),
-    )
+    kwargs = {
+        "name": name, "interface": interface, "vrid": vrid, "version": version,
+        "priority": priority, "virtual_ips": vips, "advert_interval_cs": interval_cs,
+        "warn_after": _warn_after(r, interval_cs),
+        "vmac": r.boolean("vmac", True),
+        "vmac_mode": r.string("vmac_mode", "bridge", model.VMAC_MODES),
+        "preempt": r.boolean("preempt", True),
+        "preempt_delay": r.seconds("preempt_delay", "0s"),
+        "accept": r.boolean("accept", False),
+        "unicast_peers": _unicast_peers(r, vips),
+        "auth": _auth_ref(r, auths, version),
+        "garp_repeat": r.integer("garp_repeat", 1, 100, default=3),
+        "garp_refresh": r.seconds("garp_refresh", "0s"),
+        "startup_delay": r.seconds("startup_delay", "0s"),
+        "graceful_handover": r.string("graceful_handover", "make-before-break",
+                                      model.HANDOVER_MODES),
+        "v3_checksum_pseudoheader": r.boolean("v3_checksum_pseudoheader", True),
+        "v3_checksum_strict": r.boolean("v3_checksum_strict", False),
+        "track_interfaces": _track_interfaces(r),
+        "track_scripts": _track_scripts(r, scripts),
+        "track_files": _track_files(r),
+        "resources": _resources(r, resources),
+        "notify": r.string("notify", None, check=check_abs_path),
+    }
     if version == 2:
         for key in ("v3_checksum_pseudoheader", "v3_checksum_strict"):
             if r.has(key):

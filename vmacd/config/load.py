@@ -14,14 +14,22 @@ import re
 import socket
 import stat
 import tomllib
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 from vmacd.config import model
 from vmacd.config.instance import check_abs_path, check_name, parse_instance
-from vmacd.config.reader import ConfigError, ConfigIssue, Issues, Reader, did_you_mean, show
+from vmacd.config.reader import (
+    ConfigError,
+    ConfigIssue,
+    Issues,
+    Reader,
+    did_you_mean,
+    show,
+)
 
-__all__ = ["load", "load_text", "ConfigError", "ConfigIssue"]
+__all__ = ["ConfigError", "ConfigIssue", "load", "load_text"]
 
 TOP_KEYS = ("global", "auth", "instance", "track_script", "resource", "sync_group")
 GLOBAL_KEYS = ("node", "control_socket", "metrics_listen", "notify", "log_format", "log_level",

@@ -77,7 +77,7 @@ class AuthSpec:
         if self.type not in AUTH_TYPES:
             raise ValueError(f"auth type must be one of {', '.join(AUTH_TYPES)}, got {self.type!r}")
         if not isinstance(self.key, bytes):
-            raise ValueError("auth key must be bytes")
+            raise ValueError("auth key must be bytes")  # noqa: TRY004 - callers catch ValueError
         if self.type == "none" and self.key:
             raise ValueError("auth type none takes no key")
         if self.type in ("pass", "ah") and not 1 <= len(self.key) <= V2_AUTH_LEN:

@@ -42,15 +42,32 @@ from __future__ import annotations
 
 import collections
 import enum
-import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from vmacd.core import timers
-from vmacd.core.events import (Action, AdvertReceived, Announce, ClaimVips, Drop, DualMaster,
-                               LinkChanged, Log, Maintenance, MasterSeen, Notify, ReleaseVips,
-                               RunResources, SendAdvert, Shutdown, StateChanged, Startup, Stopped,
-                               SyncGroupChanged, TrackChanged)
+from vmacd.core.events import (
+    Action,
+    AdvertReceived,
+    Announce,
+    ClaimVips,
+    Drop,
+    DualMaster,
+    LinkChanged,
+    Log,
+    Maintenance,
+    MasterSeen,
+    Notify,
+    ReleaseVips,
+    RunResources,
+    SendAdvert,
+    Shutdown,
+    Startup,
+    StateChanged,
+    Stopped,
+    SyncGroupChanged,
+    TrackChanged,
+)
 from vmacd.core.groups import Directive, MemberView, Tracking, effective_priority
 from vmacd.core.params import IPAddress, RouterParams
 from vmacd.core.ratelimit import RateLimiter

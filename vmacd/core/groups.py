@@ -38,8 +38,9 @@ ones to the routers until nothing changes (a fixed point, reached in at most a f
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Iterable, Mapping, Protocol
+from typing import Protocol
 
 from vmacd.core.events import Action, SyncGroupChanged
 
@@ -82,7 +83,7 @@ class Tracking:
 
     states: tuple[TrackState, ...] = ()
 
-    def update(self, name: str, up: bool, weight: int) -> "Tracking":
+    def update(self, name: str, up: bool, weight: int) -> Tracking:
         """Return a new Tracking with `name` set to (up, weight)."""
         rest = [s for s in self.states if s.name != name]
         rest.append(TrackState(name, up, weight))

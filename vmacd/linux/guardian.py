@@ -160,7 +160,8 @@ def serve(fd: int) -> int:
     """Guardian main loop on the inherited socket `fd`."""
     from pyroute2 import IPRoute
 
-    from vmacd.linux.netlink import VIP_PROTO   # imported now: nothing slow once the daemon dies
+    # imported now: nothing slow once the daemon dies
+    from vmacd.linux.netlink import VIP_PROTO
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)

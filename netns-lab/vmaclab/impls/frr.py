@@ -96,8 +96,9 @@ class Frr(Router):
             out.close()
             sock = self.dir / ("zserv.api" if daemon == "zebra" else "vrrpd.vty")
             try:
-                wait_until(lambda: sock.exists() or self.procs[daemon].poll() is not None, 10.0,
-                           what=f"{daemon} on {self.node}")
+                wait_until(lambda sock=sock, daemon=daemon:
+                           sock.exists() or self.procs[daemon].poll() is not None,
+                           10.0, what=f"{daemon} on {self.node}")
             except TimeoutError as exc:
                 raise LabError(f"{exc}: {self.log_tail(daemon)}") from exc
             if self.procs[daemon].poll() is not None:
