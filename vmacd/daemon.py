@@ -40,6 +40,7 @@ log = logging.getLogger("vmacd")
 AH_HEADER_LEN = 24           # IPsec AH with a 96-bit ICV: the VRRP header starts after it
 RECV_BURST = 256             # datagrams drained per readiness callback
 STOP_GRACE = 1.0             # seconds beyond the longest handover bound before we give up
+RENEW_RETRY = 0.5            # s: look again for the address of a re-created interface
 
 
 class Daemon:
@@ -68,6 +69,9 @@ class Daemon:
         self.control: ControlServer | None = None
         self.dispatcher: Dispatcher | None = None
         self._drop_log_at = 0.0
+        self._renewed: dict[str, model.Instance] = {}   # interface re-created: start again
+        self._renew_failed: set[str] = set()
+        self._renew_handle: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ life cycle
     async def run(self) -> int:
@@ -201,6 +205,8 @@ class Daemon:
             self._parent_of.pop(runner.vmac.ifindex, None)
 
     async def _teardown(self) -> None:
+        if self._renew_handle is not None:
+            self._renew_handle.cancel()
         for runner in list(self.runners.values()):
             self._remove_runner(runner)
         if self.trackers is not None:
@@ -305,7 +311,53 @@ class Daemon:
             for runner in list(self.runners.values()):
                 if runner.parent_index == ev.ifindex:
                     runner.handle(LinkChanged(ev.up and not ev.deleted))
+                elif ev.ifname == runner.cfg.interface and not ev.deleted:
+                    self._renewed[runner.cfg.name] = runner.cfg
             self.trackers.link_changed(ev.ifname, ev.up and not ev.deleted)
+        if self._renewed:
+            self._start_renewed()
+
+    def _start_renewed(self) -> None:
+        """Instances whose interface exists again as a new device (a NIC driver reload, a
+        re-created VLAN or veth). The old device went away with the vMAC on it and the instance
+        sat in fault; once the new one has the address to advertise from, the instance starts
+        afresh on it, as a reload would. Address changes send no link event, so until then this
+        looks again every RENEW_RETRY seconds."""
+        if self._renew_handle is not None:
+            self._renew_handle.cancel()
+            self._renew_handle = None
+        names = {i.name for i in self.config.instances}
+        for name, cfg in list(self._renewed.items()):
+            old = self.runners.get(name)
+            try:
+                idx = self.vmacs.ifindex(cfg.interface)
+                ready = self.vmacs.primary_address(idx, cfg.family) is not None
+            except netlink.LinkError:
+                idx, ready = None, False            # gone again: wait for the next one
+            if name not in names or (old is not None and old.parent_index == idx):
+                del self._renewed[name]             # reloaded away, or already running on it
+                continue
+            if not ready:
+                continue
+            if old is not None:
+                self._remove_runner(old)
+            try:
+                fresh = self._add_instance(cfg)
+            except (netlink.LinkError, OSError, RuntimeError) as exc:
+                if name not in self._renew_failed:
+                    self._renew_failed.add(name)
+                    log.error("%s: could not start on the new %s (trying again): %s",
+                              name, cfg.interface, exc)
+                continue
+            del self._renewed[name]
+            self._renew_failed.discard(name)
+            if old is not None:                     # vmacctl history keeps the fault
+                fresh.router.history.extend(old.router.history)
+            log.warning("%s: interface %s is back as a new device (ifindex %d): instance "
+                        "started again on it", name, cfg.interface, idx, extra={"instance": name})
+            self._start_instance(fresh)
+        if self._renewed and self._renew_handle is None:
+            self._renew_handle = self.loop.call_later(RENEW_RETRY, self._start_renewed)
 
     def _link_is_up(self, ifname: str) -> bool:
         try:

@@ -195,15 +195,28 @@ class Lab:
         run(["ip", "netns", "exec", ns, "sysctl", "-qw", *sysctls])
         run(["ip", "-n", ns, "link", "set", "lo", "up"])
         for lan in self.topo.nodes[node].lans:
-            dev, port, bns = self.ifname(node, lan), self.bridge_port(node, lan), self.bridge_ns(lan)
-            run(["ip", "-n", ns, "link", "add", dev, "type", "veth", "peer", "name", port,
-                 "netns", bns])
-            run(["ip", "-n", bns, "link", "set", port, "master", self.bridge(lan), "up"])
-            for fam in (4, 6):
-                cidr = f"{self.addr(node, lan, fam)}/{self.topo.prefixlen(lan, fam)}"
-                extra = ["nodad"] if fam == 6 else []
-                run(["ip", "-n", ns, f"-{fam}", "addr", "add", cidr, "dev", dev, *extra])
-            run(["ip", "-n", ns, "link", "set", dev, "up"])
+            self._make_link(node, lan)
+
+    def _make_link(self, node: str, lan: str, addresses: bool = True) -> None:
+        ns, dev = self.ns(node), self.ifname(node, lan)
+        port, bns = self.bridge_port(node, lan), self.bridge_ns(lan)
+        run(["ip", "-n", ns, "link", "add", dev, "type", "veth", "peer", "name", port,
+             "netns", bns])
+        run(["ip", "-n", bns, "link", "set", port, "master", self.bridge(lan), "up"])
+        for fam in (4, 6) if addresses else ():
+            cidr = f"{self.addr(node, lan, fam)}/{self.topo.prefixlen(lan, fam)}"
+            extra = ["nodad"] if fam == 6 else []
+            run(["ip", "-n", ns, f"-{fam}", "addr", "add", cidr, "dev", dev, *extra])
+        run(["ip", "-n", ns, "link", "set", dev, "up"])
+
+    def unplug(self, node: str, lan: str) -> None:
+        """Delete *node*'s interface on *lan* (both veth ends), as a NIC driver unload does."""
+        run(["ip", "-n", self.ns(node), "link", "del", self.ifname(node, lan)])
+
+    def replug(self, node: str, lan: str, addresses: bool = True) -> None:
+        """Create *node*'s interface on *lan* again: same name, a new ifindex, UP, with its
+        addresses (or none: the caller adds them, as a network manager would, later)."""
+        self._make_link(node, lan, addresses)
 
 
 # -- cleanup by prefix (works without a Lab object, e.g. after SIGKILL) ---------------------------

@@ -109,6 +109,15 @@ class VmacManager:
             raise LinkError(f"interface {ifname!r} does not exist")
         return int(found[0])
 
+    def _exists(self, ifindex: int) -> bool:
+        try:
+            self.ipr.get_links(ifindex)
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return False
+            raise _err(f"looking up ifindex {ifindex}", exc) from None
+        return True
+
     def is_up(self, ifindex: int) -> bool:
         """Admin up and carrier."""
         msg = self.ipr.get_links(ifindex)[0]
@@ -207,7 +216,11 @@ class VmacManager:
         idx = target.ifindex if isinstance(target, Vmac) else target
         self.remove_vips(idx, only=vips)
         if isinstance(target, Vmac):
-            self._set_state(idx, "down")
+            try:
+                self._set_state(idx, "down")
+            except LinkError:
+                if self._exists(idx):
+                    raise              # a vMAC that went away with its parent is down enough
 
     def set_down(self, ifindex: int) -> None:
         """Take a link down (used by the guardian and on adoption)."""
