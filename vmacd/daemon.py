@@ -71,6 +71,7 @@ class Daemon:
         self._drop_log_at = 0.0
         self._renewed: dict[str, model.Instance] = {}   # interface re-created: start again
         self._renew_failed: set[str] = set()
+        self._renew_history: dict[str, list] = {}       # the old device's transitions
         self._renew_handle: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -336,10 +337,12 @@ class Daemon:
                 idx, ready = None, False            # gone again: wait for the next one
             if name not in names or (old is not None and old.parent_index == idx):
                 del self._renewed[name]             # reloaded away, or already running on it
+                self._renew_history.pop(name, None)
                 continue
             if not ready:
                 continue
             if old is not None:
+                self._renew_history[name] = list(old.router.history)   # vmacctl history keeps it
                 self._remove_runner(old)
             try:
                 fresh = self._add_instance(cfg)
@@ -351,8 +354,7 @@ class Daemon:
                 continue
             del self._renewed[name]
             self._renew_failed.discard(name)
-            if old is not None:                     # vmacctl history keeps the fault
-                fresh.router.history.extend(old.router.history)
+            fresh.router.history.extend(self._renew_history.pop(name, ()))
             log.warning("%s: interface %s is back as a new device (ifindex %d): instance "
                         "started again on it", name, cfg.interface, idx, extra={"instance": name})
             self._start_instance(fresh)
