@@ -183,9 +183,11 @@ def _owner(inst: model.Instance, at: str, own: list[model.IPAddress]) -> list[Fi
         out.append(Finding(WARNING, f"{at}.preempt", "ignored: the address owner always preempts "
                                                      "(RFC 9568 §6.1)"))
     if inst.owner and inst.vmac:
-        out.append(Finding(WARNING, f"{at}.vmac", f"the owned address stays on {inst.interface}, whose "
-                                                  "kernel answers ARP/ND for it with the physical MAC "
-                                                  "while a backup holds it (RFC 9568 §8.1.2, §8.2.2)"))
+        out.append(Finding(WARNING, f"{at}.vmac", f"the owned address stays on {inst.interface}: "
+                                                  "vmacd filters the parent's own ARP/NA for it while "
+                                                  "it runs, but once it stops the kernel answers with "
+                                                  "the physical MAC while a backup holds the address "
+                                                  "(RFC 9568 §8.1.2, §8.2.2)"))
     return out
 
 
