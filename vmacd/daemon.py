@@ -308,15 +308,38 @@ class Daemon:
 
     # ------------------------------------------------------------------ links, trackers, groups
     def _on_links(self) -> None:
+        overruns = self.watcher.overruns
         for ev in self.watcher.read():
+            if isinstance(ev, netlink.AddressesChanged):
+                for runner in list(self.runners.values()):
+                    if runner.parent_index == ev.ifindex:
+                        runner.refresh_primary()
+                continue
             for runner in list(self.runners.values()):
                 if runner.parent_index == ev.ifindex:
                     runner.handle(LinkChanged(ev.up and not ev.deleted))
                 elif ev.ifname == runner.cfg.interface and not ev.deleted:
                     self._renewed[runner.cfg.name] = runner.cfg
             self.trackers.link_changed(ev.ifname, ev.up and not ev.deleted)
+        if self.watcher.overruns != overruns:
+            self._resync_links()
         if self._renewed:
             self._start_renewed()
+
+    def _resync_links(self) -> None:
+        """The kernel dropped notifications (ENOBUFS): read the parents' state instead."""
+        log.warning("link notifications were lost (socket overrun): reading the interfaces again")
+        for runner in list(self.runners.values()):
+            try:
+                up = self.vmacs.is_up(runner.parent_index)
+            except Exception:  # noqa: BLE001 - gone: the next link event says what replaced it
+                up = False
+            if up != runner.router.link_up:
+                runner.handle(LinkChanged(up))
+            if up:
+                runner.refresh_primary()
+            for ti in runner.cfg.track_interfaces:
+                self.trackers.link_changed(ti.name, self._link_is_up(ti.name))
 
     def _start_renewed(self) -> None:
         """Instances whose interface exists again as a new device (a NIC driver reload, a

@@ -31,6 +31,7 @@ from vmacd.core.events import (
     Log,
     MasterSeen,
     Notify,
+    PrimaryChanged,
     ReleaseVips,
     RunResources,
     SendAdvert,
@@ -199,6 +200,27 @@ class InstanceRunner:
     def handle(self, event: object) -> None:
         now = self.w.loop.time()
         self.execute(self.router.handle(event, now))
+
+    def refresh_primary(self) -> None:
+        """The parent's addresses changed: follow its primary (IPv4) / link-local (IPv6), the
+        source of our advertisements; none left is a fault until one appears."""
+        found = self.w.vmacs.primary_address(self.parent_index, self.cfg.family)
+        addr = ipaddress.ip_address(found) if found is not None else None
+        if addr == self.primary and self.router.has_primary:
+            return
+        if addr is None:
+            if self.router.has_primary:
+                log.warning("%s: %s has no address to advertise from any more (was %s)",
+                            self.cfg.name, self.cfg.interface, self.primary,
+                            extra={"instance": self.cfg.name})
+                self.handle(PrimaryChanged(None))
+            return
+        log.warning("%s: advertising from %s (%s)", self.cfg.name, addr,
+                    "again" if addr == self.primary else f"was {self.primary}",
+                    extra={"instance": self.cfg.name})
+        self.primary = addr
+        self._frames.clear()                 # cached adverts carry the old source address
+        self.handle(PrimaryChanged(addr))
 
     def on_advert(self, adv: wire.Advertisement) -> None:
         now = self.w.loop.time()

@@ -77,7 +77,7 @@ def test_guardian_downs_vmac_within_50ms_of_sigkill(lab):
         while down_at is None and time.monotonic() - t0 < 2:
             select.select([watcher], [], [], 0.5)
             for e in watcher.read():
-                if e.ifindex == idx and not e.up:
+                if isinstance(e, netlink.LinkChanged) and e.ifindex == idx and not e.up:
                     down_at = time.monotonic()
         watcher.close()
         assert down_at is not None, "the vMAC stayed up"

@@ -277,8 +277,9 @@ def test_link_watch_events_and_backup_vmac_not_raised(lab, mgr):
 
         def on_read():
             for e in watcher.read():
-                events.append(e)
-                changed.put_nowait(e)
+                if isinstance(e, netlink.LinkChanged):    # (address changes come too)
+                    events.append(e)
+                    changed.put_nowait(e)
 
         async def expect(up):
             while True:
@@ -301,3 +302,25 @@ def test_link_watch_events_and_backup_vmac_not_raised(lab, mgr):
     watcher.close()
     assert all(not e.up for e in events if e.ifname == v.ifname)
     assert "UP" not in link_json(n, r1, v.ifname)["flags"]
+
+
+def test_link_watch_reports_address_changes_and_counts_overruns(lab):
+    """Address changes come as one AddressesChanged per interface per read(); a watcher that
+    falls behind loses notifications (ENOBUFS), counts it, and the caller re-reads the links."""
+    n, r1, _r2 = lab
+    with nsutil.entered(r1):
+        watcher = netlink.LinkWatcher()
+    eth0 = int(json.loads(n.ip(r1, "-j", "link", "show", "eth0"))[0]["ifindex"])
+    try:
+        n.ip(r1, "addr", "add", "198.51.100.7/24", "dev", "eth0")
+        n.ip(r1, "addr", "del", "198.51.100.7/24", "dev", "eth0")
+        time.sleep(0.1)
+        assert [e for e in watcher.read() if isinstance(e, netlink.AddressesChanged)] == \
+            [netlink.AddressesChanged(eth0)]
+        watcher.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)   # the kernel's minimum
+        script = "".join(f"addr add 198.51.100.{i}/24 dev eth0\n" for i in range(10, 200))
+        subprocess.run(["ip", "-n", r1, "-batch", "-"], input=script, text=True, check=True)
+        watcher.read()
+        assert watcher.overruns >= 1
+    finally:
+        watcher.close()

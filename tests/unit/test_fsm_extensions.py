@@ -9,8 +9,10 @@ import pytest
 from vmacd.core.events import (
     AdvertReceived,
     ClaimVips,
+    Drop,
     LinkChanged,
     Maintenance,
+    PrimaryChanged,
     ReleaseVips,
     SendAdvert,
     Shutdown,
@@ -129,6 +131,28 @@ def test_link_down_master_releases_without_sending():
     assert sent(out) == [] and has(out, ReleaseVips) and r.state is State.FAULT
     r.handle(LinkChanged(True), 6.0)
     assert r.state is State.BACKUP
+
+
+def test_losing_the_address_faults_and_a_new_one_brings_it_back():
+    r = master()                                  # priority 100, primary 192.0.2.2
+    out = r.handle(PrimaryChanged(None), 5.0)
+    assert sent(out) == [0] and has(out, ReleaseVips) and r.state is State.FAULT
+    assert r.history[-1].reason == "no address to advertise from"
+    r.handle(PrimaryChanged(A("192.0.2.5")), 6.0)
+    assert r.state is State.BACKUP and r.params.primary == A("192.0.2.5")
+
+
+def test_renumbered_primary_is_the_new_tie_break_and_own_address():
+    r = master()
+    r.handle(PrimaryChanged(A("192.0.2.20")), 5.0)
+    assert r.state is State.MASTER                # same address family, still master
+    r.handle(adv(100, src="192.0.2.9"), 5.1)      # equal priority, now from a lower address
+    assert r.state is State.MASTER
+    out = r.handle(adv(100, src="192.0.2.20"), 5.2)   # our own new address: not a peer
+    assert [a.reason for a in out if isinstance(a, Drop)] == ["addresses"]
+    r2 = master()
+    r2.handle(adv(100, src="192.0.2.9"), 5.1)     # the old primary 192.0.2.2 lost that tie
+    assert r2.state is State.BACKUP
 
 
 def test_owner_recovers_straight_to_master():

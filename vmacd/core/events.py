@@ -48,6 +48,15 @@ class LinkChanged:
 
 
 @dataclass(frozen=True)
+class PrimaryChanged:
+    """The interface's own address changed (netlink): the IPv4 primary / IPv6 link-local the
+    instance advertises from and breaks priority ties with. None: it has none left, so the
+    instance cannot take part (fault) until one appears."""
+
+    address: IPAddress | None
+
+
+@dataclass(frozen=True)
 class TrackChanged:
     """A tracked object changed (interface, script, file, resource; see groups.py).
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 import collections
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vmacd.core import timers
 from vmacd.core.events import (
@@ -58,6 +58,7 @@ from vmacd.core.events import (
     Maintenance,
     MasterSeen,
     Notify,
+    PrimaryChanged,
     ReleaseVips,
     RunResources,
     SendAdvert,
@@ -111,7 +112,7 @@ EVENT_HANDLERS: dict[tuple[State, type], str] = {
     (I, AdvertReceived): "_ignore", (F, AdvertReceived): "_ignore",
     (S, AdvertReceived): "_ignore",
     **{(st, ev): _CONDITION for st in State
-       for ev in (LinkChanged, TrackChanged, Maintenance, SyncGroupChanged)},
+       for ev in (LinkChanged, PrimaryChanged, TrackChanged, Maintenance, SyncGroupChanged)},
 }
 
 
@@ -151,6 +152,7 @@ class VirtualRouter:
         self.master_adver_interval_cs = params.interval_cs  # §6.1 Master_Adver_Interval
         self.tracking = Tracking()
         self.link_up = True
+        self.has_primary = True                  # the interface has an address to send from
         self.maintenance = False
         self.group_directive = Directive()
         self._adver_at: float | None = None      # Adver_Timer deadline (master)
@@ -522,7 +524,8 @@ class VirtualRouter:
 
     def _own_faults(self) -> tuple[str, ...]:
         link = () if self.link_up else ("link down",)
-        return link + tuple(f"track {n} down" for n in self.tracking.faults)
+        addr = () if self.has_primary else ("no address to advertise from",)
+        return link + addr + tuple(f"track {n} down" for n in self.tracking.faults)
 
     def _all_faults(self) -> tuple[str, ...]:
         g = self.group_directive
@@ -532,6 +535,10 @@ class VirtualRouter:
         hold_began = False
         if isinstance(ev, LinkChanged):
             self.link_up = ev.up
+        elif isinstance(ev, PrimaryChanged):
+            self.has_primary = ev.address is not None
+            if ev.address is not None:          # advertised from, and the §6.4.3-13 tie-break
+                self.params = replace(self.params, primary=ev.address)
         elif isinstance(ev, TrackChanged):
             self.tracking = self.tracking.update(ev.name, ev.up, ev.weight)
         elif isinstance(ev, Maintenance):

@@ -26,6 +26,9 @@ IFA_F_NODAD = 0x02
 IFA_F_NOPREFIXROUTE = 0x200
 IN6_ADDR_GEN_MODE_NONE = 1
 RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+RTM_NEWADDR, RTM_DELADDR = 20, 21
 IFF_UP = 0x1
 IFNAMSIZ = 15
 
@@ -57,6 +60,13 @@ class LinkChanged:
     ifname: str
     up: bool
     deleted: bool = False
+
+
+@dataclass(frozen=True)
+class AddressesChanged:
+    """An address was added to or removed from `ifindex` (one event per interface per read)."""
+
+    ifindex: int
 
 
 @dataclass(frozen=True)
@@ -316,16 +326,18 @@ class VmacManager:
 
 
 class LinkWatcher:
-    """Non-blocking rtnetlink socket subscribed to RTMGRP_LINK, for `loop.add_reader`.
+    """Non-blocking rtnetlink socket subscribed to link and address changes, for
+    `loop.add_reader`.
 
     `read()` drains the socket and returns one LinkChanged per real change of the `up` view
     (admin up and carrier) or deletion; repeated notifications without a change are folded.
+    Address notifications come last, as one AddressesChanged per interface that had any.
     """
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        self.sock.bind((0, RTMGRP_LINK))
+        self.sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
         self.sock.setblocking(False)
         self._marshal = MarshalRtnl()
         self._last: dict[int, bool] = {}
@@ -342,21 +354,25 @@ class LinkWatcher:
         """Last known up state of `ifindex` (None: unknown)."""
         return self._last.get(ifindex)
 
-    def read(self) -> list[LinkChanged]:
+    def read(self) -> list[LinkChanged | AddressesChanged]:
         """Drain pending notifications. On ENOBUFS (overrun) `overruns` counts it; the caller
         should resynchronise with `VmacManager.is_up` for the links it cares about."""
-        events: list[LinkChanged] = []
+        events: list[LinkChanged | AddressesChanged] = []
+        addresses: dict[int, None] = {}         # ifindexes with address changes, in order
         while True:
             try:
                 data = self.sock.recv(1 << 16)
             except BlockingIOError:
-                return events
+                return events + [AddressesChanged(idx) for idx in addresses]
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
                     self.overruns += 1
                     continue
                 raise
             for msg in self._marshal.parse(data):
+                if msg["header"]["type"] in (RTM_NEWADDR, RTM_DELADDR):
+                    addresses[msg["index"]] = None
+                    continue
                 event = self._fold(msg)
                 if event is not None:
                     events.append(event)
