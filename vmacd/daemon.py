@@ -311,9 +311,8 @@ class Daemon:
         overruns = self.watcher.overruns
         for ev in self.watcher.read():
             if isinstance(ev, netlink.AddressesChanged):
-                for runner in list(self.runners.values()):
-                    if runner.parent_index == ev.ifindex:
-                        runner.refresh_primary()
+                self._refresh_primaries([r for r in self.runners.values()
+                                         if r.parent_index == ev.ifindex])
                 continue
             for runner in list(self.runners.values()):
                 if runner.parent_index == ev.ifindex:
@@ -336,10 +335,24 @@ class Daemon:
                 up = False
             if up != runner.router.link_up:
                 runner.handle(LinkChanged(up))
-            if up:
-                runner.refresh_primary()
             for ti in runner.cfg.track_interfaces:
                 self.trackers.link_changed(ti.name, self._link_is_up(ti.name))
+        self._refresh_primaries(list(self.runners.values()))
+
+    def _refresh_primaries(self, runners: list[InstanceRunner]) -> None:
+        """Tell each runner its parent's current primary address: one netlink read per parent
+        and family, however many instances share it (a VIP added in vmac = false mode is an
+        address change on the parent too)."""
+        found: dict[tuple[int, int], str | None] = {}
+        for runner in runners:
+            key = (runner.parent_index, runner.cfg.family)
+            if key not in found:
+                try:
+                    found[key] = self.vmacs.primary_address(*key)
+                except Exception as exc:  # noqa: BLE001 - netlink trouble must not stop the loop
+                    log.warning("reading the addresses of ifindex %d failed: %s", key[0], exc)
+                    continue
+            runner.refresh_primary(found[key])
 
     def _start_renewed(self) -> None:
         """Instances whose interface exists again as a new device (a NIC driver reload, a

@@ -201,10 +201,9 @@ class InstanceRunner:
         now = self.w.loop.time()
         self.execute(self.router.handle(event, now))
 
-    def refresh_primary(self) -> None:
-        """The parent's addresses changed: follow its primary (IPv4) / link-local (IPv6), the
-        source of our advertisements; none left is a fault until one appears."""
-        found = self.w.vmacs.primary_address(self.parent_index, self.cfg.family)
+    def refresh_primary(self, found: str | None) -> None:
+        """The parent's addresses changed and `found` is now its primary (IPv4) / link-local
+        (IPv6): follow it, the source of our advertisements; None is a fault until one appears."""
         addr = ipaddress.ip_address(found) if found is not None else None
         if addr == self.primary and self.router.has_primary:
             return
