@@ -18,8 +18,9 @@ handover bound only while a master is leaving. Durations come from core/timers.p
 centiseconds, converted to seconds once when a deadline is armed).
 
 vmacd rules beyond RFC 9568 §6.4, each documented in the handler:
-* fault: link down, or a weight-0 tracker down, or the sync group. A master sends one priority-0
-  advert (only if its link is up) and releases; fault -> backup on recovery (owner -> master).
+* fault: link down, no address to advertise from (PrimaryChanged(None)), a weight-0 tracker
+  down, or the sync group. A master sends one priority-0 advert (only if its link is up) and
+  releases; fault -> backup on recovery (owner -> master).
 * startup_delay (s): after Startup a non-owner is backup and does not claim before
   started + startup_delay, even if it hears nothing (an owner with startup_delay > 0 behaves
   the same, as a backup that preempts).
