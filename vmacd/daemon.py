@@ -69,7 +69,7 @@ class Daemon:
         self.control: ControlServer | None = None
         self.dispatcher: Dispatcher | None = None
         self._drop_log_at = 0.0
-        self._renewed: dict[str, model.Instance] = {}   # interface re-created: start again
+        self._renewed: set[str] = set()                 # instances whose interface came back
         self._renew_failed: set[str] = set()
         self._renew_history: dict[str, list] = {}       # the old device's transitions
         self._renew_handle: asyncio.TimerHandle | None = None
@@ -318,7 +318,7 @@ class Daemon:
                 if runner.parent_index == ev.ifindex:
                     runner.handle(LinkChanged(ev.up and not ev.deleted))
                 elif ev.ifname == runner.cfg.interface and not ev.deleted:
-                    self._renewed[runner.cfg.name] = runner.cfg
+                    self._renewed.add(runner.cfg.name)
             self.trackers.link_changed(ev.ifname, ev.up and not ev.deleted)
         if self.watcher.overruns != overruns:
             self._resync_links()
@@ -363,20 +363,19 @@ class Daemon:
         if self._renew_handle is not None:
             self._renew_handle.cancel()
             self._renew_handle = None
-        names = {i.name for i in self.config.instances}
-        for name, cfg in list(self._renewed.items()):
+        for name in sorted(self._renewed):
             old = self.runners.get(name)
+            cfg = next((i for i in self.config.instances if i.name == name), None)  # also after a reload
             try:
-                idx = self.vmacs.ifindex(cfg.interface)
-                ready = self.vmacs.primary_address(idx, cfg.family) is not None
+                idx = self.vmacs.ifindex(cfg.interface) if cfg is not None else None
             except netlink.LinkError:
-                idx, ready = None, False            # gone again: wait for the next one
-            if name not in names or (old is not None and old.parent_index == idx):
-                del self._renewed[name]             # reloaded away, or already running on it
+                continue                            # gone again: wait for the next one
+            if cfg is None or (old is not None and old.parent_index == idx):
+                self._renewed.discard(name)         # reloaded away, or already running on it
                 self._renew_history.pop(name, None)
                 continue
-            if not ready:
-                continue
+            if self.vmacs.primary_address(idx, cfg.family) is None:
+                continue                            # no address yet: look again
             if old is not None:
                 self._renew_history[name] = list(old.router.history)   # vmacctl history keeps it
                 self._remove_runner(old)
@@ -388,7 +387,7 @@ class Daemon:
                     log.error("%s: could not start on the new %s (trying again): %s",
                               name, cfg.interface, exc)
                 continue
-            del self._renewed[name]
+            self._renewed.discard(name)
             self._renew_failed.discard(name)
             fresh.router.history.extend(self._renew_history.pop(name, ()))
             log.warning("%s: interface %s is back as a new device (ifindex %d): instance "
