@@ -365,7 +365,8 @@ class Daemon:
             self._renew_handle = None
         for name in sorted(self._renewed):
             old = self.runners.get(name)
-            cfg = next((i for i in self.config.instances if i.name == name), None)  # also after a reload
+            # the current config: a reload meanwhile may have changed or removed the instance
+            cfg = next((i for i in self.config.instances if i.name == name), None)
             try:
                 idx = self.vmacs.ifindex(cfg.interface) if cfg is not None else None
             except netlink.LinkError:
