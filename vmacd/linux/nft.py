@@ -65,14 +65,13 @@ class AcceptModeFilter:
     def close(self) -> None:
         """Delete the table (also when vmacd did not make it in this run: a crash leftover)."""
         self._vips.clear()
-        self._run(f"table inet {TABLE} {{}}\ndelete table inet {TABLE}\n")
+        self._run("\n".join(_drop_table("inet", TABLE)) + "\n")
 
     def ruleset(self) -> str:
         """The nft script for the current state (flush-and-replace of the whole table)."""
         v4 = sorted({a for addrs in self._vips.values() for a in addrs if ":" not in a})
         v6 = sorted({a for addrs in self._vips.values() for a in addrs if ":" in a})
-        lines = [f"table inet {TABLE} {{}}", f"delete table inet {TABLE}",
-                 f"table inet {TABLE} {{",
+        lines = [*_drop_table("inet", TABLE), f"table inet {TABLE} {{",
                  "  set vips4 { type ipv4_addr; }", "  set vips6 { type ipv6_addr; }"]
         for chain in ("input", "forward"):
             lines += [f"  chain {chain} {{",
@@ -94,6 +93,11 @@ class AcceptModeFilter:
 
     def _run(self, script: str) -> None:
         run_nft(self.nft, script, self.timeout)
+
+
+def _drop_table(family: str, name: str) -> list[str]:
+    """nft lines deleting a table whether or not it exists (declare it empty, then delete it)."""
+    return [f"table {family} {name} {{}}", f"delete table {family} {name}"]
 
 
 def run_nft(nft: str, script: str, timeout: float) -> None:
@@ -147,8 +151,8 @@ class OwnerFilter:
 
     def close(self) -> None:
         self._rules.clear()
-        self._run("".join(f"table {fam} {OWNER_TABLE} {{}}\ndelete table {fam} {OWNER_TABLE}\n"
-                          for fam in ("arp", "ip6")))
+        self._run("\n".join(_drop_table("arp", OWNER_TABLE) + _drop_table("ip6", OWNER_TABLE))
+                  + "\n")
 
     def _run(self, script: str) -> None:
         run_nft(self.nft, script, self.timeout)
@@ -168,8 +172,8 @@ class OwnerFilter:
                               f"@th,64,128 0x{int(ip):032x} drop")
         lines: list[str] = []
         for fam, rules in (("arp", arp), ("ip6", nd)):
-            lines += [f"table {fam} {OWNER_TABLE} {{}}", f"delete table {fam} {OWNER_TABLE}",
-                      f"table {fam} {OWNER_TABLE} {{", "  chain output {",
+            lines += [*_drop_table(fam, OWNER_TABLE), f"table {fam} {OWNER_TABLE} {{",
+                      "  chain output {",
                       "    type filter hook output priority 0; policy accept;"]
             lines += [f"    {r}" for r in rules]
             lines += ["  }", "}"]
