@@ -55,6 +55,8 @@ DEPARTED = {
     "9568-7.2-3": ("opt-in `vmac = false` sends from the physical MAC", "vmac = true (default)"),
     "9568-7.2-7": ("opt-in `unicast_peers` sends unicast", "unicast_peers = [] (default)"),
     "9568-5.1.1.2-1": ("opt-in `unicast_peers` sends unicast", "unicast_peers = [] (default)"),
+    "9568-6.1-9": ("Accept_Mode on by default: the master answers traffic to its VIPs, as every "
+                   "service behind a cluster IP needs (keepalived, FRR)", "accept = false"),
 }
 
 

@@ -251,14 +251,15 @@ def test_explicit_preempt_false_is_kept():
     assert one(toml("preempt = false")).preempt is False
 
 
+def test_accept_defaults_to_true():
+    """A documented departure from RFC 9568 §6.1 (Accept_Mode defaults to False): a service
+    behind a cluster IP needs the master to take traffic for it, as keepalived and FRR do."""
+    assert one(toml()).accept is True
+
+
 @pytest.mark.rfc("9568-6.1-9", "holds")
-def test_accept_defaults_to_false():
-    assert one(toml()).accept is False
-
-
-@pytest.mark.rfc("9568-6.1-9", "refused")
-def test_explicit_accept_true_is_not_overridden():
-    assert one(toml("accept = true")).accept is True
+def test_accept_false_gives_the_rfc_default_back():
+    assert one(toml("accept = false")).accept is False
 
 
 def test_owner_priority_255_loads_and_is_owner():

@@ -33,10 +33,13 @@ __all__ = ["ConfigError", "ConfigIssue", "load", "load_text"]
 
 TOP_KEYS = ("global", "auth", "instance", "track_script", "resource", "sync_group")
 GLOBAL_KEYS = ("node", "control_socket", "metrics_listen", "notify", "log_format", "log_level",
-               "watchdog")
+               "watchdog", "state_dir")
 AUTH_KEYS = ("type", "key", "key_file")
 SCRIPT_KEYS = ("command", "interval", "timeout", "rise", "fall")
-RESOURCE_KEYS = ("start", "stop", "timeout")
+RESOURCE_KEYS = ("kind", "start", "stop", "timeout", "monitor", "monitor_interval", "monitor_timeout",
+                 "monitor_fall", "failure_timeout", "device", "mountpoint", "fstype", "options")
+FS_KEYS = ("device", "mountpoint", "fstype", "options")
+_FSTYPE_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,31}$")
 # key lengths in bytes per auth type: v2 carries 8 octets of password / AH key (keepalived's
 # auth_pass limit); HMAC-SHA256 wants at least 128 bits and gains nothing past its 64-byte block.
 KEY_LENGTHS = {"pass": (1, 8), "ah": (1, 8), "hmac-sha256": (16, 64)}
@@ -147,6 +150,7 @@ def _global(r: Reader) -> model.Global:
         log_format=r.string("log_format", "text", model.LOG_FORMATS),
         log_level=r.string("log_level", "info", model.LOG_LEVELS),
         watchdog=r.seconds("watchdog", "0s"),
+        state_dir=r.string("state_dir", model.DEFAULT_STATE_DIR, check=check_abs_path),
     )
 
 
@@ -230,12 +234,62 @@ def _script(r: Reader, name: str) -> model.TrackScript | None:
 
 
 def _resource(r: Reader, name: str) -> model.Resource | None:
+    kind = r.string("kind", "command", model.RESOURCE_KINDS)
+    timeout = r.seconds("timeout", "30s", positive=True)
+    monitor_interval = r.seconds("monitor_interval", "10s", positive=True)
+    monitor_timeout = r.seconds("monitor_timeout", "5s", positive=True)
+    monitor_fall = r.integer("monitor_fall", 1, 100, default=1)
+    failure_timeout = r.seconds("failure_timeout", "60s", hi_us=86_400_000_000)
+    common = {"timeout": timeout, "monitor_interval": monitor_interval,
+              "monitor_timeout": monitor_timeout, "monitor_fall": monitor_fall,
+              "failure_timeout": failure_timeout}
+    if kind == "filesystem":
+        for key in ("start", "stop", "monitor"):
+            if r.has(key):
+                r.error(key, 'a kind = "filesystem" resource mounts, unmounts and checks the mount '
+                             "itself; remove this key (or use kind = \"command\")")
+        fs = _filesystem(r)
+        if fs is None:
+            return None
+        return model.Resource(name, kind="filesystem", fs=fs, **common)
+    for key in FS_KEYS:
+        if r.has(key):
+            r.error(key, 'only a kind = "filesystem" resource takes this key')
     start = r.str_list("start", non_empty=True)
     stop = r.str_list("stop", non_empty=True)
-    timeout = r.seconds("timeout", "30s", positive=True)
-    if start is None or stop is None:
+    monitor = r.str_list("monitor", (), non_empty=r.has("monitor"))
+    if start is None or stop is None or monitor is None:
         return None
-    return model.Resource(name, start, stop, timeout)
+    return model.Resource(name, start, stop, monitor=monitor, **common)
+
+
+def _filesystem(r: Reader) -> model.Filesystem | None:
+    device = r.string("device", check=_check_device)
+    mountpoint = r.string("mountpoint", check=_check_mountpoint)
+    fstype = r.string("fstype", "auto", check=lambda v: None if _FSTYPE_RE.match(v) else
+                      "must be a filesystem type such as ext4, xfs or nfs")
+    options = r.string("options", "", check=lambda v: None if not any(c.isspace() for c in v)
+                       else "must be mount options without spaces, e.g. \"noatime,nodev\"")
+    if device is None or mountpoint is None:
+        return None
+    return model.Filesystem(device, os.path.normpath(mountpoint), fstype, options)
+
+
+def _check_device(value: str) -> str | None:
+    if value.startswith("/") or value.startswith(("UUID=", "LABEL=", "PARTUUID=")):
+        return None
+    host, sep, export = value.partition(":")
+    if sep and host and export.startswith("/"):
+        return None                      # NFS: host:/export
+    return "must be a device path, UUID=..., LABEL=... or an NFS source host:/export"
+
+
+def _check_mountpoint(value: str) -> str | None:
+    if not value.startswith("/"):
+        return "must be an absolute path"
+    if os.path.normpath(value) == "/":
+        return "must not be /"
+    return None
 
 
 def _sync_groups(top: Reader, raw_instances: list[dict[str, Any]]) -> list[model.SyncGroup]:

@@ -26,6 +26,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_PATH = "/etc/vmacd/vmacd.toml"
 DEFAULT_CONTROL_SOCKET = "/run/vmacd/vmacd.sock"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9650"
+DEFAULT_STATE_DIR = "/var/lib/vmacd"
 DEFAULT_PRIORITY = 100        # RFC 9568 §6.1 (9568-6.1-2)
 DEFAULT_INTERVAL_CS = 100     # RFC 9568 §6.1 (9568-6.1-4): 1 s
 OWNER_PRIORITY = 255          # address owner (9568-5.2.4-1)
@@ -40,6 +41,7 @@ class Global:
     log_format: str = "text"                    # text | json
     log_level: str = "info"
     watchdog: float = 0.0                       # seconds; 0 = take WATCHDOG_USEC from systemd, if any
+    state_dir: str = DEFAULT_STATE_DIR          # persistent state (maintenance --persist)
 
     @property
     def metrics_enabled(self) -> bool:
@@ -66,14 +68,46 @@ class TrackScript:
     fall: int = 1
 
 
+RESOURCE_KINDS = ("command", "filesystem")
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    """What a `kind = "filesystem"` resource mounts: shared storage that follows mastership."""
+
+    device: str                    # /dev/..., UUID=..., LABEL=... or host:/export (NFS)
+    mountpoint: str                # absolute
+    fstype: str = "auto"
+    options: str = ""              # mount -o OPTIONS ("" = defaults)
+
+
 @dataclass(frozen=True)
 class Resource:
-    """A Heartbeat haresources entry: started in order on becoming master, stopped in reverse."""
+    """A Heartbeat haresources entry: started in order on becoming master, stopped in reverse.
+
+    `kind = "command"`: `start`/`stop` (and optional `monitor`) are argv lists.
+    `kind = "filesystem"`: `fs` says what to mount; start mounts it, stop unmounts it (after a
+    bounded kill of the processes using it) and the monitor checks that it is still mounted.
+    A start failure, or `monitor_fall` monitor failures in a row, make the master hand over and
+    stay out of mastership for `failure_timeout` seconds (0: until `vmacctl clear`).
+    """
 
     name: str
-    start: tuple[str, ...]
-    stop: tuple[str, ...]
+    start: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()
     timeout: float = 30.0
+    monitor: tuple[str, ...] = ()          # () = no monitor (filesystem: the built-in check)
+    monitor_interval: float = 10.0
+    monitor_timeout: float = 5.0
+    monitor_fall: int = 1
+    failure_timeout: float = 60.0
+    kind: str = "command"
+    fs: Filesystem | None = None
+
+    @property
+    def monitored(self) -> bool:
+        """A monitor runs while the resource is started."""
+        return bool(self.monitor) or self.kind == "filesystem"
 
 
 @dataclass(frozen=True)
@@ -120,7 +154,7 @@ class Instance:
     vmac_mode: str = "bridge"                  # see docs/config.md: private hides adverts
     preempt: bool = True
     preempt_delay: float = 0.0
-    accept: bool = False
+    accept: bool = True                        # False: RFC 9568 default (drop VIP traffic)
     unicast_peers: tuple[IPAddress, ...] = ()
     auth: Auth | None = None
     garp_repeat: int = 3

@@ -236,10 +236,11 @@ def _commands(config: model.Config, system: System) -> list[Finding]:
             out.append(Finding(ERROR, f"track_script.{script.name}.command",
                                f"{script.command[0]} is not an executable file"))
     for res in config.resources:
-        for key in ("start", "stop"):
-            cmd = getattr(res, key)[0]
-            if not system.executable(cmd):
-                out.append(Finding(ERROR, f"resource.{res.name}.{key}", f"{cmd} is not an executable file"))
+        for key in ("start", "stop", "monitor"):
+            argv = getattr(res, key)
+            if argv and not system.executable(argv[0]):
+                out.append(Finding(ERROR, f"resource.{res.name}.{key}",
+                                   f"{argv[0]} is not an executable file"))
     for inst in config.instances:
         if inst.notify and not system.executable(inst.notify):
             out.append(Finding(ERROR, f"instance[{inst.name}].notify", f"{inst.notify} is not an executable file"))
