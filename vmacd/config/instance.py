@@ -17,7 +17,8 @@ INSTANCE_KEYS = (
     "virtual_ips", "vmac", "vmac_mode", "preempt", "preempt_delay", "accept", "unicast_peers",
     "auth", "garp_repeat", "garp_refresh", "startup_delay", "graceful_handover",
     "v3_checksum_pseudoheader", "v3_checksum_strict", "track_interfaces", "track_scripts",
-    "track_files", "resources", "notify",
+    "track_files", "resources", "notify", "notify_master", "notify_backup", "notify_fault",
+    "notify_stop",
 )
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 NAME_RULE = "must be 1-32 letters, digits, '_', '.' or '-', starting with a letter or digit"
@@ -81,6 +82,8 @@ def parse_instance(issues: Issues, data: dict[str, Any], index: int,
         "track_files": _track_files(r),
         "resources": _resources(r, resources),
         "notify": r.string("notify", None, check=check_abs_path),
+        **{key: _argv(r, key) for key in ("notify_master", "notify_backup", "notify_fault",
+                                          "notify_stop")},
     }
     if version == 2:
         for key in ("v3_checksum_pseudoheader", "v3_checksum_strict"):
@@ -89,6 +92,17 @@ def parse_instance(issues: Issues, data: dict[str, Any], index: int,
     if len(issues.items) > before:
         return None
     return model.Instance(**kwargs)
+
+
+def _argv(r: Reader, key: str) -> tuple[str, ...]:
+    """An optional command as an argv list whose program is an absolute path."""
+    argv = r.str_list(key, (), non_empty=r.has(key))
+    if not argv:
+        return ()
+    if not argv[0].startswith("/"):
+        r.error(key, f"the program must be an absolute path, got {show(argv[0])}")
+        return ()
+    return argv
 
 
 def _weight(issues: Issues, path: str, value: Any) -> int:

@@ -168,6 +168,11 @@ class Instance:
     track_files: tuple[TrackedFile, ...] = ()
     resources: tuple[Resource, ...] = ()
     notify: str | None = None                  # per-instance script; else Global.notify
+    # keepalived's per-state scripts: argv run (without extra arguments) on entering that state
+    notify_master: tuple[str, ...] = ()
+    notify_backup: tuple[str, ...] = ()
+    notify_fault: tuple[str, ...] = ()
+    notify_stop: tuple[str, ...] = ()
     sync_group: SyncGroup | None = None
 
     @property

@@ -114,6 +114,24 @@ def validate(request: object) -> tuple[Command, dict] | str:
     return cmd, args
 
 
+def parse_line(line: bytes) -> object:
+    """One request line -> the decoded JSON value, or an error reply (a dict) when the line is
+    not UTF-8 JSON. Pure and total: it never raises."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return error("request is not valid UTF-8")
+    if not text.strip():
+        return error("empty request")
+    try:
+        request = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return error(f"request is not valid JSON: {exc}"[:200])
+    if isinstance(request, dict):
+        return request
+    return error(f"request must be a JSON object, got {type(request).__name__}")
+
+
 class Dispatcher:
     """Runs validated commands against a DaemonAPI; one per daemon, shared by all transports."""
 
@@ -151,17 +169,10 @@ class Dispatcher:
 
     async def handle_line(self, line: bytes) -> dict:
         """Decode one request line (UTF-8 JSON) and answer it."""
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            return error("request is not valid UTF-8")
-        if not text.strip():
-            return error("empty request")
-        try:
-            request = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            return error(f"request is not valid JSON: {exc}"[:200])
-        return await self.handle(request)
+        parsed = parse_line(line)
+        if isinstance(parsed, dict):
+            return parsed
+        return await self.handle(parsed)
 
     def _lock(self) -> asyncio.Lock:
         """Serialises exclusive commands (created inside the running loop)."""
