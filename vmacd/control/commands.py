@@ -114,22 +114,19 @@ def validate(request: object) -> tuple[Command, dict] | str:
     return cmd, args
 
 
-def parse_line(line: bytes) -> object:
-    """One request line -> the decoded JSON value, or an error reply (a dict) when the line is
-    not UTF-8 JSON. Pure and total: it never raises."""
+def parse_line(line: bytes) -> tuple[object, dict | None]:
+    """One request line -> (the decoded JSON value, None), or (None, an error reply) when the line
+    is not UTF-8 JSON. Pure and total: it never raises."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
-        return error("request is not valid UTF-8")
+        return None, error("request is not valid UTF-8")
     if not text.strip():
-        return error("empty request")
+        return None, error("empty request")
     try:
-        request = json.loads(text)
+        return json.loads(text), None
     except (ValueError, RecursionError) as exc:
-        return error(f"request is not valid JSON: {exc}"[:200])
-    if isinstance(request, dict):
-        return request
-    return error(f"request must be a JSON object, got {type(request).__name__}")
+        return None, error(f"request is not valid JSON: {exc}"[:200])
 
 
 class Dispatcher:
@@ -169,10 +166,10 @@ class Dispatcher:
 
     async def handle_line(self, line: bytes) -> dict:
         """Decode one request line (UTF-8 JSON) and answer it."""
-        parsed = parse_line(line)
-        if isinstance(parsed, dict):
-            return parsed
-        return await self.handle(parsed)
+        request, problem = parse_line(line)
+        if problem is not None:
+            return problem
+        return await self.handle(request)
 
     def _lock(self) -> asyncio.Lock:
         """Serialises exclusive commands (created inside the running loop)."""
