@@ -22,17 +22,18 @@ Four kinds, chosen by `AuthSpec.type`:
                   v2 messages say Auth Type 254 (private use) so a v2 peer configured for another
                   kind drops them as an auth mismatch.
 
-Replay protection is stateful and lives in `ReplayGuard`, which the daemon keeps per interface.
+Replay protection is stateful and lives in `ReplayGuard`, which each instance keeps.
+
+The HMACs are the standard library's (`hmac` over `hashlib`), which run on the system's OpenSSL:
+a prepared context is copied per packet, so an advertisement costs one small update.
 """
 from __future__ import annotations
 
-import hmac as _stdhmac
+import hashlib
+import hmac as _hmac
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as _chmac
-
-from vmacd.core import wire as _wire
+from vmacd.core.proto import AH_LEN, IPPROTO_AH, VRRP_PROTO, Advertisement, PacketError, UsageError
 
 AUTH_TYPES = ("none", "pass", "ah", "hmac-sha256")
 
@@ -53,12 +54,11 @@ HMAC_TRAILER_LEN = 4 + 8 + HMAC_TAG_LEN   # 28 bytes
 HMAC_MIN_KEY = 16        # bytes; 32 random bytes recommended
 COUNTER_MAX = 2**64 - 1
 
-AH_LEN = 24              # next hdr, len, reserved, SPI, seq, 12-byte ICV
 AH_PAYLOAD_LEN = 4       # AH length in 32-bit words minus 2 (RFC 2402 §2.2)
 AH_ICV_LEN = 12          # HMAC-MD5-96
 AH_KEY_LEN = 8           # keepalived's auth_data[8]
 AH_SEQ_MAX = 2**32 - 1
-IPPROTO_AH = 51
+__all__ = ["AH_LEN", "IPPROTO_AH"]   # re-exported for the codec's callers
 
 
 @dataclass(frozen=True)
@@ -100,38 +100,38 @@ NO_AUTH = AuthSpec()
 
 def password_matches(spec: AuthSpec, data: bytes) -> bool:
     """Constant-time compare of the 8 received Authentication Data bytes with the password."""
-    return _stdhmac.compare_digest(spec.padded_key, data)
+    return _hmac.compare_digest(spec.padded_key, data)
 
 
 # --- hmac-sha256 trailer -------------------------------------------------------------------
 
-def hmac_prefix(spec: AuthSpec, pseudo: bytes, message: bytes) -> _chmac.HMAC:
+def hmac_prefix(spec: AuthSpec, pseudo: bytes, message: bytes) -> _hmac.HMAC:
     """An HMAC-SHA256 context fed with pseudo-header + message + trailer head (without counter).
 
     Callers cache it and `.copy()` it per packet, so each advert costs one counter update.
     """
-    ctx = _chmac.HMAC(spec.key, hashes.SHA256())
+    ctx = _hmac.new(spec.key, digestmod=hashlib.sha256)
     ctx.update(pseudo)
     ctx.update(message)
     ctx.update(bytes((HMAC_TRAILER_VERSION, spec.key_id, 0, 0)))
     return ctx
 
 
-def hmac_trailer(spec: AuthSpec, prefix: _chmac.HMAC, counter: int) -> bytes:
+def hmac_trailer(spec: AuthSpec, prefix: _hmac.HMAC, counter: int) -> bytes:
     """The 28-byte trailer for `counter` (0..2**64-1), from a context made by hmac_prefix()."""
     if not isinstance(counter, int) or not 0 <= counter <= COUNTER_MAX:
-        raise _wire.UsageError(f"hmac-sha256 counter must be an integer 0..2**64-1, got {counter!r}")
+        raise UsageError(f"hmac-sha256 counter must be an integer 0..2**64-1, got {counter!r}")
     cbytes = counter.to_bytes(8, "big")
     ctx = prefix.copy()
     ctx.update(cbytes)
-    tag = ctx.finalize()[:HMAC_TAG_LEN]
+    tag = ctx.digest()[:HMAC_TAG_LEN]
     return bytes((HMAC_TRAILER_VERSION, spec.key_id, 0, 0)) + cbytes + tag
 
 
 def parse_trailer(trailer: bytes) -> tuple[int, int]:
     """(key_id, counter) of a 28-byte trailer; PacketError("auth") when it is not ours."""
     if len(trailer) != HMAC_TRAILER_LEN or trailer[0] != HMAC_TRAILER_VERSION:
-        raise _wire.PacketError("auth", "no vmacd hmac-sha256 trailer (version byte is not 1)")
+        raise PacketError("auth", "no vmacd hmac-sha256 trailer (version byte is not 1)")
     return trailer[1], int.from_bytes(trailer[4:12], "big")
 
 
@@ -139,11 +139,11 @@ def verify_trailer(spec: AuthSpec, pseudo: bytes, message: bytes, trailer: bytes
     """Check a trailer; return its counter. PacketError("auth") on any mismatch."""
     key_id, counter = parse_trailer(trailer)
     if key_id != spec.key_id:
-        raise _wire.PacketError("auth", f"hmac-sha256 key_id {key_id}, expected {spec.key_id}")
+        raise PacketError("auth", f"hmac-sha256 key_id {key_id}, expected {spec.key_id}")
     ctx = hmac_prefix(spec, pseudo, message)
     ctx.update(trailer[4:12])
-    if not _stdhmac.compare_digest(ctx.finalize()[:HMAC_TAG_LEN], trailer[12:]):
-        raise _wire.PacketError("auth", "hmac-sha256 tag does not match (forged, altered or wrong key)")
+    if not _hmac.compare_digest(ctx.digest()[:HMAC_TAG_LEN], trailer[12:]):
+        raise PacketError("auth", "hmac-sha256 tag does not match (forged, altered or wrong key)")
     return counter
 
 
@@ -152,8 +152,8 @@ def verify_trailer(spec: AuthSpec, pseudo: bytes, message: bytes, trailer: bytes
 def ah_header(spi: bytes, seq: int, icv: bytes = b"\0" * AH_ICV_LEN) -> bytes:
     """RFC 2402 AH for VRRP: next header 112, payload len 4, SPI (4 bytes), sequence, ICV."""
     if not isinstance(seq, int) or not 0 <= seq <= AH_SEQ_MAX:
-        raise _wire.UsageError(f"AH sequence number must be an integer 0..2**32-1, got {seq!r}")
-    return bytes((_wire.VRRP_PROTO, AH_PAYLOAD_LEN, 0, 0)) + spi + seq.to_bytes(4, "big") + icv
+        raise UsageError(f"AH sequence number must be an integer 0..2**32-1, got {seq!r}")
+    return bytes((VRRP_PROTO, AH_PAYLOAD_LEN, 0, 0)) + spi + seq.to_bytes(4, "big") + icv
 
 
 def ah_icv(spec: AuthSpec, ip_header: bytes, ah: bytes, vrrp: bytes, unicast: bool) -> bytes:
@@ -168,19 +168,19 @@ def ah_icv(spec: AuthSpec, ip_header: bytes, ah: bytes, vrrp: bytes, unicast: bo
     hdr[10:12] = b"\0\0"
     if unicast:
         hdr[8] = 0
-    ctx = _chmac.HMAC(spec.padded_key, hashes.MD5())
+    ctx = _hmac.new(spec.padded_key, digestmod=hashlib.md5)
     ctx.update(bytes(hdr))
     ctx.update(ah[:12])
     ctx.update(b"\0" * AH_ICV_LEN)
     ctx.update(vrrp)
-    return ctx.finalize()[:AH_ICV_LEN]
+    return ctx.digest()[:AH_ICV_LEN]
 
 
 def verify_ah(spec: AuthSpec, ip_header: bytes, ah: bytes, vrrp: bytes, unicast: bool) -> None:
     """PacketError("auth") unless the ICV in `ah` matches."""
     want = ah_icv(spec, ip_header, ah, vrrp, unicast)
-    if not _stdhmac.compare_digest(want, ah[12:AH_LEN]):
-        raise _wire.PacketError("auth", "IPsec AH ICV does not match (forged, altered or wrong key)")
+    if not _hmac.compare_digest(want, ah[12:AH_LEN]):
+        raise PacketError("auth", "IPsec AH ICV does not match (forged, altered or wrong key)")
 
 
 # --- replay protection -----------------------------------------------------------------------
@@ -197,26 +197,17 @@ class ReplayGuard:
     def __init__(self) -> None:
         self._highest: dict[tuple[object, int, str], int] = {}
 
-    def check(self, adv: _wire.Advertisement) -> None:
+    def check(self, adv: Advertisement) -> None:
         """Accept (and remember) `adv`'s counter or raise PacketError("replay")."""
         info = dict(adv.auth_info)
         name = {"hmac-sha256": "counter", "ah": "seq"}.get(adv.auth_type)
         if name is None or not isinstance(info.get(name), int):
-            raise _wire.PacketError("replay", f"auth type {adv.auth_type} carries no counter")
+            raise PacketError("replay", f"auth type {adv.auth_type} carries no counter")
         if info.get("verified") is False:
-            raise _wire.PacketError("replay", "counter of an unverified advertisement")
+            raise PacketError("replay", "counter of an unverified advertisement")
         key = (adv.src, adv.vrid, adv.auth_type)
         last = self._highest.get(key)
         if last is not None and info[name] <= last:
-            raise _wire.PacketError(
+            raise PacketError(
                 "replay", f"{name} {info[name]} from {adv.src} vrid {adv.vrid} not above {last}")
         self._highest[key] = info[name]
-
-    def highest(self, src: object, vrid: int, auth_type: str = "hmac-sha256") -> int | None:
-        """The highest counter accepted from (src, vrid), or None."""
-        return self._highest.get((src, vrid, auth_type))
-
-    def forget(self, src: object, vrid: int) -> None:
-        """Drop what is known about a peer (e.g. after an operator resets its counter)."""
-        for key in [k for k in self._highest if k[0] == src and k[1] == vrid]:
-            del self._highest[key]

@@ -14,7 +14,10 @@ import functools
 import ipaddress
 import struct
 
-from vmacd.core.wire import UsageError, inet_checksum, inet_sum, pseudo_header
+from vmacd.core.proto import UsageError, mac_bytes, vmac
+from vmacd.core.wire import inet_checksum, inet_sum, pseudo_header
+
+__all__ = ["garp_frame", "mac_bytes", "unsolicited_na_frame", "vmac"]
 
 ETH_BROADCAST = b"\xff" * 6
 ETH_P_ARP = 0x0806
@@ -25,27 +28,6 @@ ND_NEIGHBOR_ADVERT = 136
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
 NA_FLAGS = 0xA0000000        # R=1 (router), S=0 (unsolicited), O=1 (override) — RFC 4861 §4.4
 ND_OPT_TARGET_LLADDR = 2
-
-
-def vmac(vrid: int, family: int) -> str:
-    """The virtual router MAC (RFC 9568 §7.3): 00:00:5e:00:01:{VRID} for IPv4 (family 4),
-    00:00:5e:00:02:{VRID} for IPv6 (family 6)."""
-    if not isinstance(vrid, int) or not 1 <= vrid <= 255:
-        raise UsageError(f"vrid must be 1..255, got {vrid!r}")
-    if family not in (4, 6):
-        raise UsageError(f"family must be 4 or 6, got {family!r}")
-    return f"00:00:5e:00:{1 if family == 4 else 2:02x}:{vrid:02x}"
-
-
-def mac_bytes(mac: str) -> bytes:
-    """'aa:bb:cc:dd:ee:ff' -> 6 bytes; UsageError otherwise."""
-    try:
-        raw = bytes(int(part, 16) for part in mac.split(":") if len(part) in (1, 2))
-    except (ValueError, AttributeError):
-        raw = b""
-    if len(raw) != 6 or mac.count(":") != 5:
-        raise UsageError(f"not a MAC address: {mac!r}")
-    return raw
 
 
 @functools.lru_cache(maxsize=4096)

@@ -2,7 +2,7 @@
 
 The codec judges the packet (length, version, type, checksum, TTL, address count, auth); the
 state machine judges what it means (VRID, priority, interval). Every malformed input raises
-PacketError whose `reason` is exactly a `vmacd_packets_dropped_total{reason}` label (SPEC §7).
+PacketError whose `reason` is exactly a `vmacd_packets_dropped_total{reason}` label.
 """
 from __future__ import annotations
 
@@ -10,86 +10,37 @@ import functools
 import ipaddress
 import struct
 import sys
-from dataclasses import dataclass, field
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-# SPEC §7: the drop reasons, also the metric label values.
-DROP_REASONS = (
-    "ttl", "checksum", "version", "type", "length", "vrid",
-    "auth", "replay", "interval", "addresses", "malformed",
+from vmacd.core import auth as _auth
+from vmacd.core.proto import (
+    CHECKSUM_NO_PSEUDO,
+    CHECKSUM_PSEUDO,
+    CHECKSUM_V2,
+    DROP_REASONS,
+    AH_LEN,
+    HEADER_LEN,
+    IPPROTO_AH,
+    TTL,
+    VRRP_GROUP_V4,
+    VRRP_GROUP_V6,
+    VRRP_PROTO,
+    Advertisement,
+    IPAddress,
+    PacketError,
+    UsageError,
+    mac_bytes,
 )
 
-VRRP_PROTO = 112
-VRRP_GROUP_V4 = ipaddress.IPv4Address("224.0.0.18")
-VRRP_GROUP_V6 = ipaddress.IPv6Address("ff02::12")
+__all__ = [
+    "CHECKSUM_NO_PSEUDO", "CHECKSUM_PSEUDO", "CHECKSUM_V2", "DROP_REASONS", "VRRP_GROUP_V4",
+    "VRRP_GROUP_V6", "VRRP_PROTO", "Advertisement", "IPAddress", "PacketError", "UsageError",
+    "build_frame", "build_ip_packet", "decode", "decode_ip_packet", "encode", "inet_checksum",
+    "inet_sum", "pseudo_header",
+]
 
-# Which checksum form a received advertisement carried (SPEC §3, `vmacd decode` key `checksum`).
-CHECKSUM_V2 = "v2"
-CHECKSUM_PSEUDO = "pseudo-header"
-CHECKSUM_NO_PSEUDO = "no-pseudo-header"
-
-
-class PacketError(ValueError):
-    """A received packet is refused. `reason` is one of DROP_REASONS; `detail` is for people."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        if reason not in DROP_REASONS:
-            raise AssertionError(f"unknown drop reason {reason!r}")
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-@dataclass(frozen=True)
-class Advertisement:
-    """One VRRP advertisement as the state machine sees it.
-
-    `interval_cs` is always centiseconds: v3 carries them (12 bits), v2 carries whole seconds
-    which the codec multiplies by 100 (RFC 9568 §8.4.2). `src` is the sender's primary address
-    (IPv4) or link-local (IPv6): the tie-break of §6.4.3 compares it.
-    """
-
-    version: int                      # 2 | 3
-    vrid: int                         # 1..255
-    priority: int                     # 0..255
-    interval_cs: int                  # centiseconds
-    addresses: tuple[IPAddress, ...]  # virtual addresses, in wire order
-    src: IPAddress | None = None      # IP source (None when encoding a template)
-    dst: IPAddress | None = None      # IP destination (group or unicast peer)
-    ttl: int = 255                    # TTL / hop limit as received
-    type: int = 1                     # ADVERTISEMENT, the only type defined
-    checksum: str = ""                # CHECKSUM_* form that matched on receive
-    auth_type: str = "none"           # none | pass | ah | hmac-sha256
-    auth_info: tuple[tuple[str, object], ...] = field(default=())  # e.g. (("counter", 7),)
-
-    @property
-    def family(self) -> int:
-        return 6 if self.addresses and self.addresses[0].version == 6 else 4
-
-
-class UsageError(ValueError):
-    """The caller misused the codec (bad template or argument): our fault, never the peer's."""
-
-
-# `vmacd.core.auth` builds on this module (PacketError, UsageError); imported as a module so the
-# two can refer to each other at call time.
-from vmacd.core import auth as _auth
-
-
-def __getattr__(name: str) -> object:
-    """`from vmacd.core.wire import AuthSpec` works whichever of wire/auth is imported first."""
-    if name == "AuthSpec":
-        return _auth.AuthSpec
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-HEADER_LEN = 8                       # Version/Type, VRID, Priority, Count, interval/auth, checksum
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 IPV4_HEADER_LEN, IPV6_HEADER_LEN = 20, 40
-TTL = 255                            # RFC 9568 §5.1.1.3 / §5.1.2.3
 TOS_NETWORK_CONTROL = 0xC0           # DSCP CS6, as keepalived and FRR send
-MCAST_MAC_V4 = "01:00:5e:00:00:12"   # 224.0.0.18
-MCAST_MAC_V6 = "33:33:00:00:00:12"   # ff02::12
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,11 +195,6 @@ def encode(adv: Advertisement, *, src: object, dst: object, pseudo_header: bool 
     if counter is None:
         raise UsageError("hmac-sha256 needs a counter (monotonically increasing per sender)")
     return message + _auth.hmac_trailer(spec, prefix, counter)  # type: ignore[arg-type]
-
-
-def encode_cache_info() -> functools._CacheInfo:
-    """Hits and misses of the encode cache (for tests and the daemon's debug output)."""
-    return _encoded.cache_info()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,7 +360,7 @@ def build_ip_packet(adv: Advertisement, *, src: object, dst: object, pseudo_head
             raise UsageError("AH needs a sequence number (counter)")
         payload = encode(adv, src=s, dst=d, pseudo_header=pseudo_header, auth=spec)
         ah = _auth.ah_header(s.packed, counter)
-        hdr = _ipv4_header(s, d, len(ah) + len(payload), _auth.IPPROTO_AH, ident, tos)
+        hdr = _ipv4_header(s, d, len(ah) + len(payload), IPPROTO_AH, ident, tos)
         icv = _auth.ah_icv(spec, bytes(hdr), ah, payload, unicast=not d.is_multicast)
         return bytes(hdr) + ah[:12] + icv + payload
     payload = encode(adv, src=s, dst=d, pseudo_header=pseudo_header, auth=spec, counter=counter)
@@ -455,7 +401,7 @@ def decode_ip_packet(data: bytes, auth: _auth.AuthSpec | None = None, *, pseudo_
     src, dst = ipaddress.IPv4Address(data[12:16]), ipaddress.IPv4Address(data[16:20])
     payload = data[ihl:total]
     ah = None
-    if proto == _auth.IPPROTO_AH:
+    if proto == IPPROTO_AH:
         ah, payload = _strip_ah(data[:ihl], payload, src, dst, spec, verify_auth)
     elif proto != VRRP_PROTO:
         raise PacketError("malformed", f"IP protocol {proto}, not VRRP (112) or AH (51)")
@@ -479,11 +425,11 @@ def _decode_ipv6(data: bytes, spec: _auth.AuthSpec, pseudo: bool, strict: bool,
 def _strip_ah(ip_header: bytes, payload: bytes, src: IPAddress, dst: IPAddress,
               spec: _auth.AuthSpec, verify: bool) -> tuple[dict, bytes]:
     """Parse (and with verify, check) keepalived-style AH; return (info, VRRP payload)."""
-    if len(payload) < _auth.AH_LEN:
+    if len(payload) < AH_LEN:
         raise PacketError("length", f"{len(payload)} bytes after the IPv4 header, AH needs 24")
     if payload[0] != VRRP_PROTO or payload[1] != _auth.AH_PAYLOAD_LEN:
         raise PacketError("malformed", "AH is not HMAC-96 over VRRP (next header / length)")
-    ah, vrrp = payload[:_auth.AH_LEN], payload[_auth.AH_LEN:]
+    ah, vrrp = payload[:AH_LEN], payload[AH_LEN:]
     if verify:
         if spec.type != "ah":
             raise PacketError("auth", f"IPsec AH packet, configured auth {spec.type}")
@@ -493,16 +439,6 @@ def _strip_ah(ip_header: bytes, payload: bytes, src: IPAddress, dst: IPAddress,
     info = {"spi": int.from_bytes(ah[4:8], "big"), "seq": int.from_bytes(ah[8:12], "big"),
             "verified": bool(verify)}
     return info, vrrp
-
-
-def _mac_bytes(mac: str) -> bytes:
-    try:
-        raw = bytes(int(part, 16) for part in mac.split(":"))
-    except (ValueError, AttributeError):
-        raw = b""
-    if len(raw) != 6:
-        raise UsageError(f"not a MAC address: {mac!r}")
-    return raw
 
 
 def build_frame(src_mac: str, ip_packet: bytes, dst_mac: str | None = None) -> bytes:
@@ -522,5 +458,5 @@ def build_frame(src_mac: str, ip_packet: bytes, dst_mac: str | None = None) -> b
         packed = dst.packed
         dmac = b"\x33\x33" + packed[12:] if v6 else b"\x01\x00\x5e" + bytes((packed[1] & 0x7F,)) + packed[2:]
     else:
-        dmac = _mac_bytes(dst_mac)
-    return dmac + _mac_bytes(src_mac) + struct.pack("!H", ETH_P_IPV6 if v6 else ETH_P_IP) + ip_packet
+        dmac = mac_bytes(dst_mac)
+    return dmac + mac_bytes(src_mac) + struct.pack("!H", ETH_P_IPV6 if v6 else ETH_P_IP) + ip_packet
