@@ -192,3 +192,16 @@ def test_replay_guard_handles_ah_seq_and_refuses_unauthenticated():
     unverified = decode(encode(ADV3, src=S4, dst=G4, auth=HM, counter=99), src=S4, dst=G4,
                         ttl=255, verify_auth=False)
     assert reason(guard.check, unverified) == "replay"
+
+
+def test_prepared_hmac_equals_the_standard_library_hmac():
+    import hashlib
+    import hmac
+
+    from vmacd.core.auth import PreparedHmac
+    for key in (b"k" * 16, b"x" * 64, b"long key " * 20):        # short, block size, hashed
+        for digest in ("sha256", "md5"):
+            prepared = PreparedHmac(key, digest, b"prefix-")
+            for suffix in (b"", b"12345678", b"y" * 300):
+                want = hmac.new(key, b"prefix-" + suffix, getattr(hashlib, digest)).digest()
+                assert prepared.tag(suffix) == want
