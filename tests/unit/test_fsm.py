@@ -10,6 +10,7 @@ from vmacd.core.events import (
     Announce,
     ClaimVips,
     MasterSeen,
+    PeerLeaving,
     ReleaseVips,
     SendAdvert,
     Shutdown,
@@ -224,7 +225,7 @@ def test_priority_zero_gives_takeover_after_skew():
 def test_priority_zero_is_neither_immediate_nor_full_interval():
     r = started()
     r.handle(adv(200), 1.0)
-    assert r.handle(adv(0), 2.0) == []              # no takeover at once
+    assert r.handle(adv(0), 2.0) == [PeerLeaving(A("192.0.2.9"))]    # no takeover at once
     assert r.state is State.BACKUP
     assert r.get_timer() < 2.0 + MDI_100
 

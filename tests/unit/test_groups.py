@@ -120,7 +120,7 @@ def test_beaten_member_makes_the_other_resign_then_hold():
 
 def test_maintenance_on_one_member_moves_the_group():
     g, rs = _pair()
-    rs["lan"].handle(Maintenance(True), 5.0)
+    rs["lan"].handle(Maintenance(True, force=True), 5.0)   # no successor here: forced
     rs["lan"].handle_timer(rs["lan"].get_timer())          # handover bound passes
     settle(g, rs, 9.5)
     assert rs["lan"].state is State.BACKUP and rs["wan"].leaving

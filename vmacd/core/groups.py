@@ -38,7 +38,7 @@ ones to the routers until nothing changes (a fixed point, reached in at most a f
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -88,6 +88,10 @@ class Tracking:
         rest = [s for s in self.states if s.name != name]
         rest.append(TrackState(name, up, weight))
         return replace(self, states=tuple(sorted(rest, key=lambda s: s.name)))
+
+    def remove(self, name: str) -> Tracking:
+        """Return a new Tracking without `name` (the object is no longer configured)."""
+        return replace(self, states=tuple(s for s in self.states if s.name != name))
 
     @property
     def shift(self) -> int:
@@ -196,8 +200,3 @@ def settle(group: SyncGroup, routers: Mapping[str, GroupMember], now: float,
             ev = SyncGroupChanged(fault=d.fault, hold=d.hold, reason=d.reason)
             out.extend((name, a) for a in routers[name].handle(ev, now))
     raise RuntimeError(f"sync group {group.name} did not settle in {max_rounds} rounds")
-
-
-def groups_of(groups: Iterable[SyncGroup], member: str) -> list[SyncGroup]:
-    """The sync groups that list `member` (the daemon settles each after the member changes)."""
-    return [g for g in groups if member in g.members]

@@ -6,12 +6,10 @@ field, so a bad value can never reach the FSM.
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from vmacd.core import timers
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from vmacd.core.proto import IPAddress
 
 HANDOVER_MODES = ("make-before-break", "rfc")
 
@@ -33,6 +31,7 @@ class RouterParams:
     garp_repeat: int = 3                  # gratuitous ARPs / NAs per VIP on becoming master
     graceful_handover: str = "make-before-break"   # | "rfc" (§6.4.3: release at once)
     name: str = ""                        # instance name (logs, status)
+    stop_before_leave: bool = False       # stop resources before priority 0 (exclusive storage)
     history_size: int = 64                # transitions kept in the history ring
     log_interval: float = 60.0            # seconds: at most one log line per kind per window
 
