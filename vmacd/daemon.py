@@ -1,157 +1,159 @@
-"""The vmacd daemon: an asyncio loop that routes packets, link and tracker events to the instances.
+"""The vmacd daemon: its life cycle, and the runners it builds and routes to.
 
-Life cycle (`Daemon.run`): clean or adopt what a crashed predecessor left, set the parents'
-sysctls, start the guardian, open the receive sockets, create every instance's (down) vMAC, start
-the link watch, trackers, metrics and control socket, send Startup to every instance, tell
-systemd READY. SIGTERM/SIGINT: Shutdown to every instance (priority 0, make-before-break), wait
-for each to finish, delete what vmacd made, restore sysctls, exit 0. SIGHUP: reload as a diff.
-Signals only set flags (STYLE §4); the loop acts on them.
+`Daemon.run()`: answer the control socket at once, start the guardian, clean or adopt what a
+crashed predecessor left, build every instance (batched: one link dump, one address dump, the
+vMACs in one netlink batch), start them (each runs its resources' stop once, then Startup), tell
+systemd READY, and run the loop. An instance whose interface does not exist yet (or has no
+address yet) waits in `init` and starts when it appears (vmacd/interfaces.py).
+SIGTERM/SIGINT: every runner shuts down (priority 0, make-before-break), the daemon waits for them
+and for their resources' stop commands, deletes what it made, restores the sysctls, exits 0.
+SIGHUP and `vmacctl reload` apply a diff (vmacd/reload.py). Signals only wake the loop; the
+loop acts. docs/architecture.md draws the pieces.
 """
 from __future__ import annotations
 
-import asyncio
 import gc
+import json
 import logging
 import os
 import signal
-import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from vmacd import __version__
-from vmacd.config import diff as config_diff
-from vmacd.config import load as config_load
 from vmacd.config import model
-from vmacd.config.reader import ConfigError
-from vmacd.control.commands import Dispatcher, ReloadError
-from vmacd.control.metrics import Metrics
-from vmacd.control.server import ControlServer
-from vmacd.core import groups, wire
-from vmacd.core.events import LinkChanged, Maintenance, Shutdown, Startup, TrackChanged
-from vmacd.instance import InstanceRunner, Wiring
-from vmacd.linux import netlink, sockets
+from vmacd.core import groups
+from vmacd.core.events import LinkChanged, Maintenance
+from vmacd.core.proto import IPPROTO_AH, VRRP_PROTO
+from vmacd.interfaces import Interfaces
 from vmacd.linux.guardian import Guardian, GuardianError
+from vmacd.linux.links import Links, LinkError, VmacSpec
 from vmacd.linux.nft import AcceptModeFilter, NftError, OwnerFilter
-from vmacd.linux.nlthread import ThreadedVmacs
+from vmacd.linux.procs import Processes
 from vmacd.linux.sdnotify import Notifier
-from vmacd.linux.sysctl import SysctlGuard
+from vmacd.linux.sockets import SocketError
+from vmacd.linux.sysctl import SysctlError, SysctlGuard
+from vmacd.loop import Deferred, Loop
+from vmacd.receiver import Receiver
+from vmacd.reload import Reloader
+from vmacd.runner import Runner
 from vmacd.tracking import Trackers
 
 log = logging.getLogger("vmacd")
 
-AH_HEADER_LEN = 24           # IPsec AH with a 96-bit ICV: the VRRP header starts after it
-RECV_BURST = 256             # datagrams drained per readiness callback
 STOP_GRACE = 1.0             # seconds beyond the longest handover bound before we give up
-RENEW_RETRY = 0.5            # s: look again for the address of a re-created interface
+DRAIN_GRACE = 10.0           # seconds beyond the longest resource timeout for stop commands
+BUILD_BATCH = 64             # instances built per loop iteration at start-up
+MAINTENANCE_FILE = "maintenance.json"
 
 
 class Daemon:
     """Everything one `vmacd run` owns. `run()` returns the exit code."""
 
-    def __init__(self, config: model.Config, path: str) -> None:
+    def __init__(self, config: model.Config, path: str, metrics: Any) -> None:
         self.config = config
         self.path = path
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.runners: dict[str, InstanceRunner] = {}
-        self._by_key: dict[tuple[int, int, int], InstanceRunner] = {}
-        self._parent_of: dict[int, int] = {}          # ifindex (parent or vMAC) -> parent ifindex
-        self._socks: dict[tuple[int, int], sockets.VrrpSocket] = {}
-        self._stop = asyncio.Event()
-        self._settling = False
+        self.loop = Loop()
+        self.metrics = metrics
         self.notifier = Notifier.from_env(unset=True)    # scripts must not talk to systemd
-        self.metrics = Metrics()
-        self.vmacs = ThreadedVmacs()
+        self.runners: dict[str, Runner] = {}
+        self.waiting: dict[str, str] = {}                # instance -> why it waits
+        self.waiting_history: dict[str, list] = {}       # a waiting instance's earlier history
+        self.starting: set[str] = set()                  # configured, not built yet
         self.sysctls = SysctlGuard()
-        self.guardian = None
         self.accept_filter = AcceptModeFilter()
         self.owner_filter = OwnerFilter()
-        self.procs = None
-        self.trackers: Trackers | None = None
-        self.watcher: netlink.LinkWatcher | None = None
-        self.control: ControlServer | None = None
-        self.dispatcher: Dispatcher | None = None
-        self._drop_log_at = 0.0
-        self._renewed: set[str] = set()                 # instances whose interface came back
-        self._renew_failed: set[str] = set()
-        self._renew_history: dict[str, list] = {}       # the old device's transitions
-        self._renew_handle: asyncio.TimerHandle | None = None
+        self.procs = Processes(self.loop)
+        self.receiver = Receiver(self.loop, metrics)
+        self.links: Links | None = None
+        self.guardian: Guardian | None = None
+        self.trackers = Trackers(self.loop, self.procs, self._on_track)
+        self.interfaces: Interfaces | None = None
+        self.reloader = Reloader(self)
+        self.notify_script = config.global_.notify
+        self.control: Any = None
+        self._exit = 0
+        self._stopping = False
+        self._settling = False
+        self._watchdog: Any = None
+
+    # ------------------------------------------------------------------ RunnerDeps
+    def drain(self) -> None:
+        self.receiver.drain()
+
+    def state_changed(self, runner: Runner) -> None:
+        """A state changed: let its sync groups settle (through the runners), tell systemd."""
+        if self._settling:
+            return
+        self._settling = True
+        try:
+            members = dict(self.runners)
+            for g in self.config.sync_groups:
+                if runner.name in g.instances:
+                    groups.settle(groups.SyncGroup(g.name, g.instances), members, self.loop.time())
+        finally:
+            self._settling = False
+        self.notifier.status(", ".join(f"{n}={r.router.state.value}"
+                                       for n, r in self.runners.items()))
 
     # ------------------------------------------------------------------ life cycle
-    async def run(self) -> int:
-        self.loop = asyncio.get_running_loop()
+    def run(self) -> int:
+        loop = self.loop
         for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, self._stop.set)
-        self.loop.add_signal_handler(signal.SIGHUP, self._sighup)
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reloader.on_sighup)
+        loop.on_late = self._late
         try:
-            await self._start()
-        except Exception as exc:
+            self._start()
+        except Exception as exc:      # noqa: BLE001 - any start-up failure: log, clean, exit 1
             log.error("startup failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            await self._teardown()
+            self._teardown()
             return 1
-        # everything made so far lives until exit: move it out of the collector's way, so a
-        # collection during the run scans only new objects (shorter pauses between adverts)
-        gc.collect()
-        gc.freeze()
-        self.notifier.ready(f"{len(self.runners)} instance(s)")
-        watchdog = asyncio.ensure_future(self.notifier.run_watchdog())
-        log.info("vmacd %s running: %s", __version__, ", ".join(self.runners) or "no instances")
-        await self._stop.wait()
-        self.notifier.stopping("releasing mastership")
-        watchdog.cancel()
-        await self._shutdown_all("SIGTERM")
-        await self._teardown()
+        loop.run()
+        self._teardown()
         log.info("vmacd stopped")
-        return 0
+        return self._exit
 
-    async def _start(self) -> None:
-        from vmacd.linux.procs import SerialRunner
+    def _start(self) -> None:
+        from vmacd.control.api import ControlAPI
+        from vmacd.control.commands import Dispatcher
+        from vmacd.control.server import ControlServer
 
-        names = {i.name for i in self.config.instances}
-        for left in self.vmacs.adopt_or_clean(keep=names):
+        g = self.config.global_
+        self.starting = set(self.config.instance_names)
+        self.control = ControlServer(self.loop, g.control_socket, Dispatcher(ControlAPI(self)))
+        self.control.start()                            # answers from the first moment
+        self.links = Links()
+        names = set(self.config.instance_names)
+        for left in self.links.adopt_or_clean(keep=names):
             log.warning("cleaned leftover of a previous run: %s %s (%s)", left.kind, left.ifname,
                         left.action)
         self.guardian = Guardian.start()
-        self.procs = SerialRunner()
-        self._clean_accept_table()
-        if self.config.global_.metrics_enabled:
-            self.metrics.serve(self.config.global_.metrics_listen)
-        self.watcher = self.vmacs.call(lambda _vm: netlink.LinkWatcher())
-        self.loop.add_reader(self.watcher.fileno(), self._on_links)
-        self.trackers = Trackers(self.loop, self._on_track)
-        for inst in self.config.instances:
-            self._add_instance(inst)
+        self._clean_tables()
+        if g.metrics_enabled:
+            self.metrics.serve(self.loop, g.metrics_listen)
+        self.interfaces = Interfaces(self)
         self.trackers.configure(self.config.instances)
-        self.dispatcher = Dispatcher(self)
-        self.control = ControlServer(self.config.global_.control_socket, self.dispatcher)
-        await self.control.start()
-        for runner in self.runners.values():
-            self._start_instance(runner)
+        self._build_in_batches(list(self.config.instances))
 
-    def _add_instance(self, inst: model.Instance) -> InstanceRunner:
-        wiring = Wiring(loop=self.loop, vmacs=self.vmacs, metrics=self.metrics, procs=self.procs,
-                        unicast_send=self._unicast_send, on_change=self._on_change,
-                        notify_script=self.config.global_.notify, guardian=self.guardian,
-                        accept_filter=self.accept_filter, owner_filter=self.owner_filter)
-        runner = InstanceRunner(inst, wiring)
-        if inst.vmac:
-            self.sysctls.configure_parent(inst.interface)
-        try:
-            runner.setup()
-        except Exception:
-            runner.close()                 # a half-made vMAC must not outlive the failure
-            raise
-        self.runners[inst.name] = runner
-        self._by_key[(runner.parent_index, inst.family, inst.vrid)] = runner
-        self._parent_of[runner.parent_index] = runner.parent_index
-        sock = self._socket(inst.family, 51 if runner.auth.type == "ah" else 112)
-        if not inst.unicast_peers:
-            sock.join(runner.parent_index)
-        if runner.vmac is not None:
-            self._parent_of[runner.vmac.ifindex] = runner.parent_index
-            if inst.vmac_mode == "private" and not inst.unicast_peers:
-                # private mode: our own vMAC's group traffic reaches only the macvlan
-                sock.join(runner.vmac.ifindex)
-        return runner
+    def _build_in_batches(self, todo: list[model.Instance]) -> None:
+        """Build BUILD_BATCH instances, start them, and come back on the next iteration: the
+        control socket and the first instances run while the rest is still being made."""
+        batch, rest = todo[:BUILD_BATCH], todo[BUILD_BATCH:]
+        for runner in self.build(batch):
+            self.start_runner(runner)
+        if rest:
+            self.loop.call_soon(self._build_in_batches, rest)
+            return
+        gc.collect()
+        gc.freeze()          # start-up objects live until exit: out of the collector's way
+        self.notifier.ready(f"{len(self.runners)} instance(s)")
+        self._watchdog = self.notifier.run_watchdog(self.loop)
+        waiting = f"; waiting: {', '.join(sorted(self.waiting))}" if self.waiting else ""
+        log.info("vmacd %s running: %s%s", __version__, ", ".join(self.runners) or "no instances",
+                 waiting)
 
-    def _clean_accept_table(self) -> None:
+    def _clean_tables(self) -> None:
         """Remove the nftables tables vmacd keeps (accept = false drops, the owner's ARP filter),
         also when a crashed predecessor left them."""
         try:
@@ -163,339 +165,232 @@ class Daemon:
                 raise                   # an instance needs nftables: say so at startup
             log.debug("no nftables cleanup: %s", exc)
 
-    def _start_instance(self, runner: InstanceRunner) -> None:
-        up = self.vmacs.is_up(runner.parent_index)
-        if not up:
-            runner.handle(LinkChanged(False))
-        for ev in self.trackers.initial(runner.cfg, self._link_is_up):
-            self._on_track(runner.cfg.name, ev)
-        runner.handle(Startup())
+    def build(self, cfgs: Sequence[model.Instance]) -> list[Runner]:
+        """Build runners for `cfgs`: those whose interface or address is missing wait (in
+        `self.waiting`); any other failure raises at start-up, or is logged after it."""
+        assert self.links is not None
+        links = {link.name: link for link in self.links.links()}
+        addrs = self.links.addresses()
+        ready: list[tuple[model.Instance, Any, str]] = []
+        for cfg in cfgs:
+            self.starting.discard(cfg.name)
+            parent = links.get(cfg.interface)
+            primary = None if parent is None else self.links.primary_address(
+                parent.index, cfg.family, addrs)
+            if parent is None or primary is None:
+                what = "IPv4 address" if cfg.family == 4 else "IPv6 link-local address"
+                why = (f"interface {cfg.interface} does not exist" if parent is None
+                       else f"interface {cfg.interface} has no {what} to advertise from")
+                self.wait(cfg.name, why)
+                continue
+            ready.append((cfg, parent, primary))
+        for cfg, _parent, _primary in ready:
+            if cfg.vmac:
+                self.sysctls.configure_parent(cfg.interface)
+        specs = [VmacSpec(c.name, c.interface, c.vrid, c.family, c.vmac_mode, vmac_name(p.index, c))
+                 for c, p, _a in ready if c.vmac]
+        made = iter(self.links.create_many(specs)) if specs else iter(())
+        self.links.prepare_vips([str(v) for c, _p, _a in ready for v in c.virtual_ips], known=addrs)
+        out = []
+        for cfg, parent, primary in ready:
+            vmac = next(made) if cfg.vmac else None
+            try:
+                if isinstance(vmac, LinkError):
+                    raise vmac
+                out.append(self._runner(cfg, parent, primary, vmac, addrs))
+            except (LinkError, SocketError, SysctlError, NftError, OSError) as exc:
+                if not isinstance(vmac, (LinkError, type(None))):
+                    self.links.delete(vmac)        # a half-made instance leaves nothing behind
+                if self._running():
+                    log.error("instance %s could not start: %s", cfg.name, exc)
+                    self.wait(cfg.name, f"could not start: {exc}")
+                    continue
+                raise
+        return out
 
-    def _socket(self, family: int, proto: int) -> sockets.VrrpSocket:
-        key = (family, proto)
-        if key not in self._socks:
-            sock = sockets.VrrpSocket(family, proto)
-            self._socks[key] = sock
-            self.loop.add_reader(sock.fileno(), self._on_readable, sock)
-        return self._socks[key]
+    def _running(self) -> bool:
+        return self.control is not None and self.interfaces is not None and not self.starting
 
-    async def _shutdown_all(self, reason: str) -> None:
-        await self._stop_runners(list(self.runners.values()), reason)
+    def _runner(self, cfg: model.Instance, parent: Any, primary: str, vmac: Any,
+                addrs: list) -> Runner:
+        import ipaddress
 
-    async def _stop_runners(self, runners: list[InstanceRunner], reason: str) -> None:
-        """Shutdown (priority 0 / make-before-break) and wait until each one has let go."""
-        for runner in runners:
-            runner.handle(Shutdown(reason))
-        bound = max((r.cfg.advert_interval * 4 for r in runners), default=0) + STOP_GRACE
-        waits = [asyncio.ensure_future(r.stopped.wait()) for r in runners]
-        if waits:
-            _done, pending = await asyncio.wait(waits, timeout=bound)
-            for w in pending:
-                w.cancel()
-        for runner in runners:
-            self._remove_runner(runner)
+        proto = IPPROTO_AH if cfg.auth is not None and cfg.auth.type == "ah" else VRRP_PROTO
+        multicast = not cfg.unicast_peers
+        own = frozenset(ipaddress.ip_address(a.address) for a in addrs
+                        if a.index == parent.index and a.proto != 112)
+        runner: Runner | None = None
+        try:
+            runner = Runner(cfg, self, parent_index=parent.index, parent_mac=parent.mac,
+                            primary=ipaddress.ip_address(primary), own=own, vmac=vmac,
+                            sock=self.receiver.port(parent.name, parent.index, cfg.family, proto))
+            self.receiver.route(runner, cfg.vrid, parent.name, parent.index, cfg.family, proto,
+                                multicast)
+            if vmac is not None and cfg.vmac_mode == "private" and multicast:
+                # private mode: our own vMAC's group traffic reaches only the macvlan
+                self.receiver.route(runner, cfg.vrid, vmac.ifname, vmac.ifindex, cfg.family,
+                                    proto, True)
+        except Exception:
+            if runner is not None:
+                self.receiver.unroute(runner)
+                runner.close()
+            raise
+        self.runners[cfg.name] = runner
+        self.waiting.pop(cfg.name, None)
+        self.metrics.waiting(cfg.name, cfg.vrid, cfg.interface, False)
+        return runner
 
-    def _remove_runner(self, runner: InstanceRunner) -> None:
+    def wait(self, name: str, why: str) -> None:
+        """`name` cannot run yet: it waits in init until its interface (or address) appears."""
+        if self.waiting.get(name) != why:
+            log.warning("%s: waiting: %s", name, why, extra={"instance": name})
+        self.waiting[name] = why
+        cfg = self.config.instance(name)
+        self.metrics.waiting(name, cfg.vrid, cfg.interface, True)
+
+    def start_runner(self, runner: Runner, history: Sequence[Any] = ()) -> None:
+        """Initial conditions (link, trackers, a persistent drain), then Startup."""
+        assert self.interfaces is not None
+        cfg = runner.cfg
+        runner.router.history.extend(history)
+        initial: list[object] = []
+        if not self.interfaces.is_up(runner.parent_index):
+            initial.append(LinkChanged(False))
+        initial += self.trackers.initial(cfg, self.interfaces.is_up_by_name)
+        if cfg.name in self.persisted_maintenance():
+            initial.append(Maintenance(True, force=True))
+            log.info("%s: maintenance on (persistent)", cfg.name, extra={"instance": cfg.name})
+        runner.start(initial)
+
+    def remove_runner(self, runner: Runner) -> None:
+        self.receiver.unroute(runner)
         try:
             runner.close()
         except Exception as exc:  # noqa: BLE001 - one instance's cleanup must not stop the rest
-            log.error("%s: cleanup failed: %s", runner.cfg.name, exc)
-        self.runners.pop(runner.cfg.name, None)
-        self._by_key = {k: r for k, r in self._by_key.items() if r is not runner}
-        if runner.vmac is not None:
-            self._parent_of.pop(runner.vmac.ifindex, None)
+            log.error("%s: cleanup failed: %s", runner.name, exc)
+        if self.runners.get(runner.name) is runner:
+            del self.runners[runner.name]
 
-    async def _teardown(self) -> None:
-        if self._renew_handle is not None:
-            self._renew_handle.cancel()
+    def shutdown_runners(self, runners: Sequence[Runner], reason: str,
+                         done: Callable[[], None]) -> None:
+        """Shut `runners` down (make-before-break) and call `done()` once all have let go, or
+        when the longest handover bound (plus a grace) has passed."""
+        if not runners:
+            self.loop.call_soon(done)
+            return
+        left = {r.name for r in runners}
+        finished = Deferred()
+
+        def one_stopped(name: str) -> None:
+            left.discard(name)
+            if not left:
+                finished.resolve()
+
+        bound = max(r.cfg.advert_interval * 4 for r in runners) + STOP_GRACE
+        timer = self.loop.call_later(bound, finished.resolve)
+        finished.then(lambda _v: (timer.cancel(), done()))
+        for r in runners:
+            r.shutdown(reason).then(lambda _v, n=r.name: one_stopped(n))
+
+    def stop(self) -> None:
+        """SIGTERM/SIGINT: release every instance make-before-break, then exit."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.notifier.stopping("releasing mastership")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self.shutdown_runners(list(self.runners.values()), "SIGTERM", self._after_stop)
+
+    def _after_stop(self) -> None:
         for runner in list(self.runners.values()):
-            self._remove_runner(runner)
-        if self.trackers is not None:
-            await self.trackers.close()
+            self.remove_runner(runner)
+        longest = max((r.timeout for i in self.config.instances for r in i.resources), default=0.0)
+        deadline = self.loop.time() + longest + DRAIN_GRACE
+
+        def drained() -> None:        # resource stop commands and the last notify run to the end
+            if self.procs.pending() and self.loop.time() < deadline:
+                self.loop.call_later(0.05, drained)
+                return
+            if self.procs.pending():
+                log.warning("stop commands still running at exit: killed")
+            self.loop.stop()
+
+        drained()
+
+    def _teardown(self) -> None:
+        for runner in list(self.runners.values()):
+            self.remove_runner(runner)
+        self.trackers.close()
         if self.control is not None:
-            await self.control.stop()
-        for sock in self._socks.values():
-            self.loop.remove_reader(sock.fileno())
-            sock.close()
-        if self.watcher is not None:
-            self.loop.remove_reader(self.watcher.fileno())
-            self.watcher.close()
+            self.control.stop()
+        self.receiver.close()
+        if self.interfaces is not None:
+            self.interfaces.close()
         try:
-            self._clean_accept_table()
+            self._clean_tables()
         except NftError as exc:
             log.error("could not remove the nftables table: %s", exc)
         for path in self.sysctls.restore():
             log.warning("could not restore sysctl %s", path)
-        if self.procs is not None:
-            try:        # resource stop commands and the last notify run to the end
-                await self.procs.drain(timeout=self._drain_timeout())
-            except TimeoutError:
-                log.warning("stop commands still running at exit: killed")
-            await self.procs.close()
+        self.procs.close()
         if self.guardian is not None:
             try:            # a clean stop: everything is released already, nothing to guard
                 self.guardian.disarm()
             except GuardianError as exc:
                 log.warning("%s", exc)
         self.metrics.close()
-        self.vmacs.close()
+        if self.links is not None:
+            self.links.close()
+        self.loop.close()
 
-    def _drain_timeout(self) -> float:
-        res = [r.timeout for i in self.config.instances for r in i.resources]
-        return max(res, default=0.0) + 10.0
+    def _late(self, lateness: float) -> None:
+        """Event-loop lateness (a stall): measured on every timer; logged beyond one interval."""
+        self.metrics.stall(lateness)
+        if lateness > 0.1 and self.runners:
+            shortest = min(r.cfg.advert_interval for r in self.runners.values())
+            if lateness > shortest:
+                now = self.loop.time()
+                if now - getattr(self, "_stall_logged", 0.0) >= 10.0:
+                    self._stall_logged = now
+                    log.warning("the daemon stalled for %.0f ms (longer than an advertisement "
+                                "interval, %.0f ms): CPU starvation, SIGSTOP or a VM pause",
+                                lateness * 1000, shortest * 1000)
 
-    # ------------------------------------------------------------------ packets
-    def _on_readable(self, sock: sockets.VrrpSocket) -> None:
-        for _ in range(RECV_BURST):
-            rec = sock.recv()
-            if rec is None:
-                return
-            self._dispatch(rec)
-
-    def _dispatch(self, rec: sockets.Received) -> None:
-        parent = self._parent_of.get(rec.ifindex)
-        if parent is None:
-            return                      # an interface no instance runs on: not ours to judge
-        off = AH_HEADER_LEN + 1 if rec.proto == 51 else 1
-        vrid = rec.data[off] if len(rec.data) > off else None
-        runner = self._by_key.get((parent, rec.src.version, vrid))
-        if runner is None:
-            reason = "vrid" if vrid is not None else "length"
-            self.metrics.dropped_unknown(reason, vrid, self._ifname(parent))
-            self._log_drop(reason, f"VRID {vrid} from {rec.src} is not configured here")
-            return
-        if rec.src == runner.primary:
-            return                      # our own advertisement reflected back: not a peer
-        cfg = runner.cfg
-        try:
-            if rec.proto == 51:
-                adv = wire.decode_ip_packet(rec.header + rec.data, runner.auth,
-                                            pseudo_header=cfg.v3_checksum_pseudoheader,
-                                            strict_checksum=cfg.v3_checksum_strict)
-            elif runner.last_decoded is not None and runner.last_decoded[0] == rec[:4]:
-                adv = runner.last_decoded[1]    # the same bytes from the same peer as last time
-            else:
-                adv = wire.decode(rec.data, src=rec.src, dst=rec.dst, ttl=rec.ttl,
-                                  auth=runner.auth, pseudo_header=cfg.v3_checksum_pseudoheader,
-                                  strict_checksum=cfg.v3_checksum_strict)
-                runner.last_decoded = (rec[:4], adv)
-            if runner.auth.type in ("hmac-sha256", "ah"):
-                runner.replay.check(adv)
-        except wire.PacketError as exc:
-            runner.metrics.dropped(exc.reason)
-            self._log_drop(exc.reason, f"{cfg.name}: from {rec.src}: {exc.detail}")
-            return
-        runner.on_advert(adv)
-
-    def _log_drop(self, reason: str, detail: str) -> None:
-        """RFC 9568 §7.1 SHOULD log discards, rate-limited: at most one line per second."""
-        now = time.monotonic()
-        if now - self._drop_log_at >= 1.0:
-            self._drop_log_at = now
-            log.info("dropped advertisement (%s): %s", reason, detail, extra={"reason": reason})
-
-    def _unicast_send(self, family: int, payload: bytes, peer: str, ifindex: int) -> bool:
-        err = self._socket(family, 112).send_unicast(payload, peer, ifindex)
-        if err:
-            log.warning("unicast advertisement to %s not sent: %s", peer, err)
-        return err is None
-
-    def _ifname(self, ifindex: int) -> str:
-        for r in self.runners.values():
-            if r.parent_index == ifindex:
-                return r.cfg.interface
-        return str(ifindex)
-
-    # ------------------------------------------------------------------ links, trackers, groups
-    def _on_links(self) -> None:
-        overruns = self.watcher.overruns
-        for ev in self.watcher.read():
-            if isinstance(ev, netlink.AddressesChanged):
-                self._refresh_primaries([r for r in self.runners.values()
-                                         if r.parent_index == ev.ifindex])
-                continue
-            for runner in list(self.runners.values()):
-                if runner.parent_index == ev.ifindex:
-                    runner.handle(LinkChanged(ev.up and not ev.deleted))
-                elif ev.ifname == runner.cfg.interface and not ev.deleted:
-                    self._renewed.add(runner.cfg.name)
-            self.trackers.link_changed(ev.ifname, ev.up and not ev.deleted)
-        if self.watcher.overruns != overruns:
-            self._resync_links()
-        if self._renewed:
-            self._start_renewed()
-
-    def _resync_links(self) -> None:
-        """The kernel dropped notifications (ENOBUFS): read the parents' state instead."""
-        log.warning("link notifications were lost (socket overrun): reading the interfaces again")
-        for runner in list(self.runners.values()):
-            try:
-                up = self.vmacs.is_up(runner.parent_index)
-            except Exception:  # noqa: BLE001 - gone: the next link event says what replaced it
-                up = False
-            if up != runner.router.link_up:
-                runner.handle(LinkChanged(up))
-            for ti in runner.cfg.track_interfaces:
-                self.trackers.link_changed(ti.name, self._link_is_up(ti.name))
-        self._refresh_primaries(list(self.runners.values()))
-
-    def _refresh_primaries(self, runners: list[InstanceRunner]) -> None:
-        """Tell each runner its parent's current primary address: one netlink read per parent
-        and family, however many instances share it (a VIP added in vmac = false mode is an
-        address change on the parent too)."""
-        found: dict[tuple[int, int], str | None] = {}
-        for runner in runners:
-            key = (runner.parent_index, runner.cfg.family)
-            if key not in found:
-                try:
-                    found[key] = self.vmacs.primary_address(*key)
-                except Exception as exc:  # noqa: BLE001 - netlink trouble must not stop the loop
-                    log.warning("reading the addresses of ifindex %d failed: %s", key[0], exc)
-                    continue
-            runner.refresh_primary(found[key])
-
-    def _start_renewed(self) -> None:
-        """Instances whose interface exists again as a new device (a NIC driver reload, a
-        re-created VLAN or veth). The old device went away with the vMAC on it and the instance
-        sat in fault; once the new one has the address to advertise from, the instance starts
-        afresh on it, as a reload would. Address changes send no link event, so until then this
-        looks again every RENEW_RETRY seconds."""
-        if self._renew_handle is not None:
-            self._renew_handle.cancel()
-            self._renew_handle = None
-        for name in sorted(self._renewed):
-            old = self.runners.get(name)
-            # the current config: a reload meanwhile may have changed or removed the instance
-            cfg = next((i for i in self.config.instances if i.name == name), None)
-            try:
-                idx = self.vmacs.ifindex(cfg.interface) if cfg is not None else None
-            except netlink.LinkError:
-                continue                            # gone again: wait for the next one
-            if cfg is None or (old is not None and old.parent_index == idx):
-                self._renewed.discard(name)         # reloaded away, or already running on it
-                self._renew_history.pop(name, None)
-                continue
-            if self.vmacs.primary_address(idx, cfg.family) is None:
-                continue                            # no address yet: look again
-            if old is not None:
-                self._renew_history[name] = list(old.router.history)   # vmacctl history keeps it
-                self._remove_runner(old)
-            try:
-                fresh = self._add_instance(cfg)
-            except (netlink.LinkError, OSError, RuntimeError) as exc:
-                if name not in self._renew_failed:
-                    self._renew_failed.add(name)
-                    log.error("%s: could not start on the new %s (trying again): %s",
-                              name, cfg.interface, exc)
-                continue
-            self._renewed.discard(name)
-            self._renew_failed.discard(name)
-            fresh.router.history.extend(self._renew_history.pop(name, ()))
-            log.warning("%s: interface %s is back as a new device (ifindex %d): instance "
-                        "started again on it", name, cfg.interface, idx, extra={"instance": name})
-            self._start_instance(fresh)
-        if self._renewed and self._renew_handle is None:
-            self._renew_handle = self.loop.call_later(RENEW_RETRY, self._start_renewed)
-
-    def _link_is_up(self, ifname: str) -> bool:
-        try:
-            return self.vmacs.is_up(self.vmacs.ifindex(ifname))
-        except netlink.LinkError:
-            return False                # a tracked interface that does not exist is down
-
-    def _on_track(self, instance: str, event: TrackChanged) -> None:
+    # ------------------------------------------------------------------ trackers, persistence
+    def _on_track(self, instance: str, event: object) -> None:
         runner = self.runners.get(instance)
         if runner is not None:
-            runner.metrics.track(event.name, event.up)
+            name, up = getattr(event, "name", ""), getattr(event, "up", None)
+            if up is not None:
+                runner.metrics.track(name, up)
             runner.handle(event)
 
-    def _on_change(self, runner: InstanceRunner) -> None:
-        """A state changed: let its sync groups settle, and tell systemd."""
-        if self._settling:
-            return
-        self._settling = True
+    def persisted_maintenance(self) -> set[str]:
+        path = os.path.join(self.config.global_.state_dir, MAINTENANCE_FILE)
         try:
-            members = {n: r.router for n, r in self.runners.items()}
-            for group in self._groups_of(runner.cfg.name):
-                for name, action in groups.settle(group, members, self.loop.time()):
-                    self.runners[name].execute([action])
-        finally:
-            self._settling = False
-        states = ", ".join(f"{n}={r.router.state.value}" for n, r in self.runners.items())
-        self.notifier.status(states)
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            return {n for n, on in data.get("instances", {}).items() if on}
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError, AttributeError) as exc:
+            log.warning("ignoring %s: %s", path, exc)
+            return set()
 
-    def _groups_of(self, name: str) -> list[groups.SyncGroup]:
-        return [groups.SyncGroup(g.name, g.instances) for g in self.config.sync_groups
-                if name in g.instances]
+    def persist_maintenance(self, name: str, on: bool) -> None:
+        """Remember (or forget) a drain across restarts, atomically."""
+        state_dir = self.config.global_.state_dir
+        names = self.persisted_maintenance()
+        names = names | {name} if on else names - {name}
+        os.makedirs(state_dir, mode=0o755, exist_ok=True)
+        path = os.path.join(state_dir, MAINTENANCE_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"instances": {n: True for n in sorted(names)}}, fh)
+        os.replace(tmp, path)
 
-    # ------------------------------------------------------------------ control API
-    def status(self) -> dict:
-        return {"node": self.config.global_.node, "version": __version__, "pid": os.getpid(),
-                "instances": [r.status() for r in self.runners.values()]}
 
-    def history(self) -> list[dict]:
-        out = [h for r in self.runners.values() for h in r.history()]
-        return sorted(out, key=lambda h: h["time"])
-
-    def maintenance(self, instance: str, on: bool) -> dict:
-        runner = self.runners[instance]            # KeyError -> "unknown instance" reply
-        if not on:
-            runner.clear_resource_faults()
-        runner.handle(Maintenance(on))
-        return {"instance": instance, "maintenance": on, "state": runner.router.state.value}
-
-    def _sighup(self) -> None:
-        asyncio.ensure_future(self._reload_logged())
-
-    async def _reload_logged(self) -> None:
-        """SIGHUP goes through the same command table as `vmacctl reload`."""
-        if self.dispatcher is None:
-            return
-        reply = await self.dispatcher.handle({"cmd": "reload"})
-        if reply.get("ok"):
-            log.info("reloaded: %s", {k: v for k, v in reply.items() if k != "ok"})
-        else:
-            log.error("%s; keeping the running config", reply.get("error"))
-
-    async def reload(self) -> dict:
-        """Validate the file first; then stop removed/changed instances and start new ones."""
-        try:
-            new = config_load.load(self.path)
-        except ConfigError as exc:
-            raise ReloadError("; ".join(str(i) for i in exc.errors)) from None
-        except OSError as exc:
-            raise ReloadError(f"{self.path}: {exc.strerror or exc}") from None
-        d = config_diff.diff(self.config, new)
-        missing = sorted({new.instance(n).interface for n in (*d.changed, *d.added)
-                          if not self._interface_exists(new.instance(n).interface)})
-        if missing:         # refused before anything is touched, like a config error
-            raise ReloadError(f"interface(s) {', '.join(missing)} do not exist")
-        self.notifier.reloading()
-        if d.global_changed:
-            log.warning("[global] changed: control_socket/metrics_listen apply after a restart")
-        gone = [self.runners[n] for n in (*d.removed, *d.changed) if n in self.runners]
-        await self._stop_runners(gone, "reload")
-        self.config = new
-        started, failed = [], {}
-        for name in (*d.changed, *d.added):
-            try:
-                started.append(self._add_instance(new.instance(name)))
-            except (netlink.LinkError, OSError, RuntimeError) as exc:
-                log.error("reload: instance %s could not start: %s", name, exc)
-                failed[name] = str(exc)
-        self.trackers.configure(new.instances)
-        for runner in started:
-            self._start_instance(runner)
-        self.notifier.ready("reloaded")
-        reply = {"added": list(d.added), "removed": list(d.removed),
-                 "changed": list(d.changed), "unchanged": list(d.unchanged)}
-        if failed:
-            reply["failed"] = failed
-        return reply
-
-    def _interface_exists(self, ifname: str) -> bool:
-        try:
-            self.vmacs.ifindex(ifname)
-        except netlink.LinkError:
-            return False
-        return True
+def vmac_name(parent_index: int, cfg: model.Instance) -> str:
+    """Device name `vm<parent ifindex>.<vrid>.<4|6>`: unique per LAN, VRID and family."""
+    return f"vm{parent_index}.{cfg.vrid}.{cfg.family}"[:15]

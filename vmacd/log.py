@@ -78,11 +78,24 @@ def parse_level(level: str | int) -> int:
     return getattr(logging, level.upper())
 
 
+class _NodeField(logging.Filter):
+    """Puts the node name (global.node) on every record: fleets read logs of many routers."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.node = self.node
+        return True
+
+
 def setup(fmt: str = "text", level: str | int = "info", stream: TextIO | None = None,
-          timestamps: bool | None = None) -> logging.Handler:
+          timestamps: bool | None = None, node: str | None = None) -> logging.Handler:
     """Configure the root logger with one handler; returns it. Replaces earlier setup() handlers.
 
     `timestamps=None` leaves them out of the text format under systemd (journald stamps lines).
+    `node`: the field `node=...` on every line.
     """
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -95,6 +108,8 @@ def setup(fmt: str = "text", level: str | int = "info", stream: TextIO | None = 
             timestamps = "JOURNAL_STREAM" not in os.environ
         handler.setFormatter(TextFormatter(timestamps))
     handler._vmacd = True  # type: ignore[attr-defined]
+    if node is not None:
+        handler.addFilter(_NodeField(node))
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_vmacd", False)]:
         root.removeHandler(old)

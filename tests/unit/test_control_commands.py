@@ -1,7 +1,6 @@
 """The command table: validation and error replies, without a socket."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -13,17 +12,24 @@ from vmacd.control.commands import REGISTRY, Dispatcher, command, validate
 
 
 def run(request: object, daemon: FakeDaemon | None = None) -> dict:
-    return asyncio.run(Dispatcher(daemon or FakeDaemon()).handle(request))
+    replies: list[dict] = []
+    Dispatcher(daemon or FakeDaemon()).handle(request, replies.append)
+    assert len(replies) == 1
+    return replies[0]
 
 
 def line(raw: bytes) -> dict:
-    return asyncio.run(Dispatcher(FakeDaemon()).handle_line(raw))
+    replies: list[dict] = []
+    Dispatcher(FakeDaemon()).handle_line(raw, replies.append)
+    assert len(replies) == 1
+    return replies[0]
 
 
 def test_spec_commands_are_registered():
     assert {"status", "history", "maintenance", "reload"} <= set(REGISTRY)
     helped = run({"cmd": "help"})
     assert helped["ok"] and helped["commands"]["maintenance"]["fields"] == {"instance": "str", "on": "bool"}
+    assert helped["commands"]["maintenance"]["optional"] == {"force": "bool", "persist": "bool"}
 
 
 def test_status_and_history_replies():
@@ -44,7 +50,8 @@ def test_status_and_history_replies():
     ({"cmd": "maintenance", "instance": "lan", "on": "on"}, 'field "on" must be true or false'),
     ({"cmd": "maintenance", "instance": 3, "on": True}, 'field "instance" must be a string'),
     ({"cmd": "maintenance", "instance": "", "on": True}, 'field "instance" must be a string'),
-    ({"cmd": "maintenance", "instance": "lan", "on": True, "force": 1}, "unexpected field(s): 'force'"),
+    ({"cmd": "maintenance", "instance": "lan", "on": True, "force": 1}, 'field "force" must be true or false'),
+    ({"cmd": "maintenance", "instance": "lan", "on": True, "forse": True}, "unexpected field(s): 'forse'"),
     ({"cmd": "status", "verbose": True}, "status: unexpected field(s): 'verbose'"),
     ({"cmd": "maintenance", "instance": "ghost", "on": True}, "unknown instance 'ghost'"),
     ([{"cmd": "status"}], "request must be a JSON object, got list"),
@@ -104,7 +111,8 @@ def test_duplicate_registration_is_refused():
 
 def test_validate_returns_the_command_and_args():
     cmd, args = validate({"cmd": "maintenance", "instance": "lan", "on": False})
-    assert cmd.name == "maintenance" and args == {"instance": "lan", "on": False}
+    assert cmd.name == "maintenance"
+    assert args == {"instance": "lan", "on": False, "force": False, "persist": False}
 
 
 json_values = st.recursive(

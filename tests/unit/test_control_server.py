@@ -1,7 +1,6 @@
-"""The control socket: a fake DaemonAPI behind a real unix socket (SPEC §6)."""
+"""The control socket: a fake DaemonAPI behind a real unix socket, on a real vmacd loop."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -10,12 +9,14 @@ import socket
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from vmacd.control.commands import Dispatcher, ReloadError
 from vmacd.control.server import ControlError, ControlServer
+from vmacd.loop import Deferred, Loop
 
 STATUS = {
     "node": "r1", "version": "0.1.0",
@@ -48,6 +49,7 @@ class FakeDaemon:
         self.running_reloads = 0
         self.max_parallel_reloads = 0
         self.crash_status = False
+        self.loop: Loop | None = None
 
     def status(self) -> dict:
         if self.crash_status:
@@ -60,23 +62,35 @@ class FakeDaemon:
                 {"time": 1_700_000_100.5, "instance": "wan", "from": "init", "to": "backup",
                  "reason": "startup"}]
 
-    def maintenance(self, instance: str, on: bool) -> dict:
+    def maintenance(self, instance: str, on: bool, force: bool, persist: bool) -> dict:
         if instance not in self.maint:
             raise KeyError(instance)
         self.maint[instance] = on
-        return {"state": "backup" if on else "master"}
+        return {"instance": instance, "maintenance": on, "state": "backup" if on else "master"}
 
-    async def reload(self) -> dict:
+    def clear(self, instance: str) -> dict:
+        if instance not in self.maint:
+            raise KeyError(instance)
+        return {"instance": instance, "cleared": []}
+
+    def reload(self) -> Deferred | dict:
+        if self.refuse:
+            raise ReloadError(self.refuse)
         self.running_reloads += 1
         self.max_parallel_reloads = max(self.max_parallel_reloads, self.running_reloads)
-        try:
-            await asyncio.sleep(self.reload_delay)
-            if self.refuse:
-                raise ReloadError(self.refuse)
-            self.reloads += 1
-            return {"added": ["dmz"], "removed": [], "changed": ["wan"], "unchanged": ["lan"]}
-        finally:
+        answer = Deferred()
+
+        def done() -> None:
             self.running_reloads -= 1
+            self.reloads += 1
+            answer.resolve({"added": ["dmz"], "removed": [], "changed": ["wan"],
+                            "unchanged": ["lan"]})
+
+        if self.loop is None or not self.reload_delay:
+            done()
+        else:
+            self.loop.call_later(self.reload_delay, done)
+        return answer
 
 
 @pytest.fixture
@@ -88,33 +102,20 @@ def sockdir() -> Iterator[str]:
 
 @contextlib.contextmanager
 def running_server(path: str, daemon: FakeDaemon | None = None, **kw) -> Iterator[ControlServer]:
-    """A ControlServer on its own event loop in a thread (for blocking clients like vmacctl)."""
-    loop = asyncio.new_event_loop()
-    server = ControlServer(path, Dispatcher(daemon or FakeDaemon()), **kw)
-    started = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(server.start())
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
-            errors.append(exc)
-            started.set()
-            return
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
+    """A ControlServer on its own vmacd loop in a thread (for blocking clients like vmacctl)."""
+    loop = Loop()
+    daemon = daemon or FakeDaemon()
+    daemon.loop = loop
+    server = ControlServer(loop, path, Dispatcher(daemon), **kw)
+    server.start()
+    thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
-    started.wait(5)
-    if errors:
-        raise errors[0]
     try:
         yield server
     finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
+        done = threading.Event()
+        loop.call_soon_threadsafe(lambda: (server.stop(), loop.stop(), done.set()))
+        done.wait(5)
         thread.join(5)
         loop.close()
 
@@ -157,6 +158,8 @@ def test_round_trips(sockdir):
         assert hist["ok"] and [h["to"] for h in hist["history"]] == ["master", "backup"]
         m = ask(path, b'{"cmd":"maintenance","instance":"lan","on":true}\n')[0]
         assert m == {"ok": True, "instance": "lan", "maintenance": True, "state": "backup"}
+        c = ask(path, b'{"cmd":"clear","instance":"lan"}\n')[0]
+        assert c == {"ok": True, "instance": "lan", "cleared": []}
         assert daemon.maint["lan"] is True
         r = ask(path, b'{"cmd":"reload"}\n')[0]
         assert r["ok"] and r["added"] == ["dmz"] and daemon.reloads == 1
@@ -239,76 +242,53 @@ def test_handler_bug_is_an_error_reply_not_a_crash(sockdir):
         assert ask(path, b'{"cmd":"status"}\n')[0]["ok"] is True
 
 
+def _client(path: str, payload: bytes = b"") -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(path)
+    if payload:
+        s.sendall(payload)
+    return s
+
+
 def test_many_clients_and_an_idle_one_does_not_block_them(sockdir):
     path = os.path.join(sockdir, "s")
-
-    async def main() -> None:
-        server = ControlServer(path, Dispatcher(FakeDaemon()))
-        await server.start()
-        _idle_r, idle_w = await asyncio.open_unix_connection(path)
-        idle_w.write(b'{"cmd": "sta')                  # half a request, then silence
-        await idle_w.drain()
-
-        async def client(i: int) -> dict:
-            r, w = await asyncio.open_unix_connection(path)
-            w.write(b'{"cmd":"status"}\n{"cmd":"history"}\n')
-            a, b = json.loads(await r.readline()), json.loads(await r.readline())
-            w.close()
-            return {"status": a["ok"], "history": b["ok"]}
-
-        results = await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(50))), 10)
-        assert all(r == {"status": True, "history": True} for r in results)
-        idle_w.close()
-        await server.stop()
-        assert not os.path.exists(path)
-
-    asyncio.run(main())
+    with running_server(path):
+        idle = _client(path, b'{"cmd": "sta')           # half a request, then silence
+        clients = [_client(path, b'{"cmd":"status"}\n{"cmd":"history"}\n') for _ in range(50)]
+        for c in clients:
+            f = c.makefile("rb")
+            a, b = json.loads(f.readline()), json.loads(f.readline())
+            assert a["ok"] and b["ok"] and "history" in b
+            c.close()
+        idle.close()
+    assert not os.path.exists(path)
 
 
-def test_client_cap_and_idle_timeout(sockdir):
+def test_idle_clients_make_room_and_time_out(sockdir):
+    """Connections that never send a request cannot lock vmacctl out: at the cap the longest
+    idle one is dropped for a new client, and every idle one goes after idle_timeout."""
     path = os.path.join(sockdir, "s")
-
-    async def main() -> None:
-        server = ControlServer(path, Dispatcher(FakeDaemon()), max_clients=2, idle_timeout=0.3)
-        await server.start()
-        conns = [await asyncio.open_unix_connection(path) for _ in range(2)]
-        await asyncio.sleep(0.05)
-        r, w = await asyncio.open_unix_connection(path)
-        reply = json.loads(await asyncio.wait_for(r.readline(), 2))
-        assert reply["ok"] is False and "too many clients" in reply["error"]
-        # the idle ones are dropped after idle_timeout; then there is room again
-        for cr, _ in conns:
-            assert await asyncio.wait_for(cr.read(), 2) == b""
-        r, w = await asyncio.open_unix_connection(path)
-        w.write(b'{"cmd":"status"}\n')
-        assert json.loads(await asyncio.wait_for(r.readline(), 2))["ok"] is True
-        w.close()
-        await server.stop()
-
-    asyncio.run(main())
+    with running_server(path, max_clients=2, idle_timeout=0.3):
+        idle = [_client(path) for _ in range(2)]
+        time.sleep(0.05)
+        c = _client(path, b'{"cmd":"status"}\n')
+        assert json.loads(c.makefile("rb").readline())["ok"] is True      # served at once
+        assert idle[0].recv(10) == b""                                     # the oldest made room
+        assert idle[1].recv(10) == b""                                     # timed out
+        c.close()
 
 
 def test_concurrent_reloads_are_serialised(sockdir):
     path = os.path.join(sockdir, "s")
     daemon = FakeDaemon()
     daemon.reload_delay = 0.05
-
-    async def main() -> None:
-        server = ControlServer(path, Dispatcher(daemon))
-        await server.start()
-
-        async def reload() -> dict:
-            r, w = await asyncio.open_unix_connection(path)
-            w.write(b'{"cmd":"reload"}\n')
-            out = json.loads(await r.readline())
-            w.close()
-            return out
-
-        replies = await asyncio.gather(*(reload() for _ in range(4)))
-        await server.stop()
-        assert all(r["ok"] for r in replies)
-
-    asyncio.run(main())
+    with running_server(path, daemon):
+        clients = [_client(path, b'{"cmd":"reload"}\n') for _ in range(4)]
+        replies = [json.loads(c.makefile("rb").readline()) for c in clients]
+        for c in clients:
+            c.close()
+    assert all(r["ok"] for r in replies)
     assert daemon.reloads == 4 and daemon.max_parallel_reloads == 1
 
 
@@ -326,35 +306,33 @@ def test_live_socket_and_non_socket_are_refused(sockdir):
     path = os.path.join(sockdir, "s")
     with running_server(path):
         with pytest.raises(ControlError, match="in use"):
-            asyncio.run(ControlServer(path, Dispatcher(FakeDaemon())).start())
+            ControlServer(Loop(), path, Dispatcher(FakeDaemon())).start()
         assert ask(path, b'{"cmd":"status"}\n')[0]["ok"] is True   # the first one is untouched
     regular = os.path.join(sockdir, "file")
     with open(regular, "w") as f:
         f.write("keep me")
     with pytest.raises(ControlError, match="not a socket"):
-        asyncio.run(ControlServer(regular, Dispatcher(FakeDaemon())).start())
+        ControlServer(Loop(), regular, Dispatcher(FakeDaemon())).start()
     with open(regular) as f:
         assert f.read() == "keep me"
 
 
 def test_stop_leaves_a_socket_that_is_not_ours(sockdir):
     path = os.path.join(sockdir, "s")
-
-    async def main() -> None:
-        server = ControlServer(path, Dispatcher(FakeDaemon()))
-        await server.start()
-        os.unlink(path)                                # someone else took the path over
-        other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        other.bind(path)
-        await server.stop()
-        assert os.path.exists(path)
-        other.close()
-
-    asyncio.run(main())
+    loop = Loop()
+    server = ControlServer(loop, path, Dispatcher(FakeDaemon()))
+    server.start()
+    os.unlink(path)                                # someone else took the path over
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    other.bind(path)
+    server.stop()
+    assert os.path.exists(path)
+    other.close()
+    loop.close()
 
 
 def test_unwritable_directory_is_a_clear_error(sockdir):
     blocker = os.path.join(sockdir, "notadir")
     open(blocker, "w").close()
     with pytest.raises(ControlError, match="cannot create control socket directory"):
-        asyncio.run(ControlServer(os.path.join(blocker, "sub", "s"), Dispatcher(FakeDaemon())).start())
+        ControlServer(Loop(), os.path.join(blocker, "sub", "s"), Dispatcher(FakeDaemon())).start()

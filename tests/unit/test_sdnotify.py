@@ -1,7 +1,6 @@
 """sd_notify: real datagram sockets, path and abstract, as systemd would listen."""
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -9,6 +8,7 @@ import tempfile
 
 import pytest
 
+from vmacd.loop import Loop
 from vmacd.linux.sdnotify import Notifier, socket_address
 
 
@@ -89,15 +89,14 @@ def test_run_watchdog_pings_from_the_loop(listener):
     path, s = listener
     s.setblocking(False)
     n = Notifier(path, watchdog_usec=20_000)           # ping every 10 ms
-
-    async def main() -> None:
-        task = asyncio.create_task(n.run_watchdog())
-        await asyncio.sleep(0.1)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    loop = Loop()
+    handle = n.run_watchdog(loop)
+    loop.call_later(0.1, loop.stop)
+    loop.run()
+    handle.cancel()
+    loop.call_later(0.05, loop.stop)                   # cancelled: no more pings
+    loop.run()
+    loop.close()
     pings = []
     while True:
         try:
@@ -105,5 +104,4 @@ def test_run_watchdog_pings_from_the_loop(listener):
         except BlockingIOError:
             break
     assert len(pings) >= 4 and set(pings) == {b"WATCHDOG=1"}
-    # no watchdog configured: returns at once
-    asyncio.run(asyncio.wait_for(Notifier(path).run_watchdog(), 1))
+    assert Notifier(path).run_watchdog(Loop()) is None      # no watchdog configured

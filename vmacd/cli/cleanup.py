@@ -1,4 +1,5 @@
-"""`vmacd cleanup [-c FILE]`: remove what a dead vmacd left on this box (systemd ExecStopPost).
+"""`vmacd cleanup [-c FILE] [-s SOCKET]`: remove what a dead vmacd left on this box (systemd
+ExecStopPost).
 
 Deletes every macvlan vmacd made (alias `vmacd:<instance>`), removes every address vmacd added
 (IFA_PROTO mark, vmac = false mode) and the nftables tables (`inet vmacd`, and the address
@@ -17,12 +18,33 @@ HELP = "remove the vMACs, VIPs and nftables rules a dead vmacd left behind (not 
 
 
 def setargs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-s", "--socket", default=model.DEFAULT_CONTROL_SOCKET,
+    parser.add_argument("-c", "--config", metavar="FILE",
+                        help="the daemon's config file: its control_socket is asked (like run/check)")
+    parser.add_argument("-s", "--socket", default=None,
                         help=f"control socket of a running daemon (default {model.DEFAULT_CONTROL_SOCKET})")
+
+
+def _socket_path(args: argparse.Namespace) -> str | None:
+    """The control socket to probe: -s, else the config's control_socket, else the default."""
+    if args.socket:
+        return args.socket
+    if args.config:
+        from vmacd.config.load import ConfigError, load
+        try:
+            return load(args.config, read_files=False).global_.control_socket
+        except (ConfigError, OSError) as exc:
+            detail = "; ".join(map(str, exc.errors)) if isinstance(exc, ConfigError) else exc
+            print(f"vmacd cleanup: cannot read {args.config}: {detail}", file=sys.stderr)
+            return None
+    return model.DEFAULT_CONTROL_SOCKET
 
 
 def cmdline(args: argparse.Namespace) -> int:
     from vmacd.cli.ctl import Unreachable, request
+
+    args.socket = _socket_path(args)
+    if args.socket is None:
+        return 2
 
     try:
         request(args.socket, {"cmd": "status"}, timeout=2.0)
@@ -31,11 +53,11 @@ def cmdline(args: argparse.Namespace) -> int:
     else:
         print(f"vmacd cleanup: a vmacd answers on {args.socket}; stop it first", file=sys.stderr)
         return 2
-    from vmacd.linux.netlink import LinkError, VmacManager
+    from vmacd.linux.links import LinkError, Links
     from vmacd.linux.nft import AcceptModeFilter, NftError, OwnerFilter
 
     failed = 0
-    vm = VmacManager()
+    vm = Links()
     try:
         for left in vm.adopt_or_clean(keep=frozenset()):
             print(f"{left.action} {left.kind} {left.ifname} {left.address}".rstrip())

@@ -1,6 +1,7 @@
-"""`vmacctl`: talk to a running vmacd over its control socket (SPEC §5, §6).
+"""`vmacctl`: talk to a running vmacd over its control socket (docs/operations.md).
 
-    vmacctl [-s SOCKET] status [--json] | history [--json] | maintenance INSTANCE on|off | reload
+    vmacctl [-s SOCKET] status [--json] | history [--json] | reload [--json]
+            | maintenance INSTANCE on|off [--force] [--persist] | clear INSTANCE
 
 Exit codes: 0 ok; 1 the daemon answered ok=false; 2 unusable call, or the daemon cannot be
 reached (the message names the socket path).
@@ -102,6 +103,10 @@ def print_status(reply: dict, out: TextIO, now: float | None = None) -> None:
         timers = inst.get("timers") if isinstance(inst.get("timers"), dict) else {}
         trackers = inst.get("trackers") if isinstance(inst.get("trackers"), dict) else {}
         state = str(inst.get("state", "?")) + (" (maint)" if inst.get("maintenance") else "")
+        if inst.get("waiting"):
+            state += f" (waiting: {inst['waiting']})"
+        elif inst.get("failed"):
+            state += f" (failed: {', '.join(inst['failed'])})"
         rows.append([
             str(inst.get("name", "?")), str(inst.get("vrid", "?")), str(inst.get("interface", "?")),
             f"{inst.get('version', '?')}/ip{inst.get('family', '?')}", state,
@@ -128,17 +133,30 @@ def print_history(reply: dict, out: TextIO) -> None:
 
 def print_reload(reply: dict, out: TextIO) -> None:
     out.write("reload: config accepted\n")
-    for key in ("added", "removed", "changed", "unchanged"):
+    for key in ("added", "removed", "updated", "restarted", "unchanged"):
         names = reply.get(key) or []
         out.write(f"  {key:<9} {', '.join(map(str, names)) if names else '-'}\n")
+    for name, why in (reply.get("waiting") or {}).items():
+        out.write(f"  waiting   {name}: {why}\n")
 
 
 def print_maintenance(reply: dict, out: TextIO) -> None:
     on = reply.get("maintenance")
     out.write(f"{reply.get('instance', '?')}: maintenance {'on' if on else 'off'}")
+    if reply.get("persistent"):
+        out.write(", persistent")
     if "state" in reply:
         out.write(f" (state {reply['state']})")
+    if reply.get("detail"):
+        out.write(f": {reply['detail']}")
     out.write("\n")
+
+
+def print_clear(reply: dict, out: TextIO) -> None:
+    cleared = reply.get("cleared") or []
+    out.write(f"{reply.get('instance', '?')}: "
+              + (f"forgot the failures of {', '.join(cleared)}" if cleared else "no failures")
+              + f" (state {reply.get('state', '?')})\n")
 
 
 # ---------------------------------------------------------------- CLI
@@ -162,7 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("maintenance", help="drain an instance (priority 0, stay backup) or end it")
     m.add_argument("instance")
     m.add_argument("mode", choices=("on", "off"))
+    m.add_argument("--force", action="store_true",
+                   help="drain even when no other router would take over (the VIP goes masterless)")
+    m.add_argument("--persist", action="store_true",
+                   help="keep the drain across restarts and reboots (state under /var/lib/vmacd)")
     m.add_argument("--json", action="store_true", help="print the daemon's JSON reply")
+    c = sub.add_parser("clear", help="forget an instance's resource failures (it may be master again)")
+    c.add_argument("instance")
+    c.add_argument("--json", action="store_true", help="print the daemon's JSON reply")
     r = sub.add_parser("reload", help="re-read the config (as SIGHUP) and show the result")
     r.add_argument("--json", action="store_true", help="print the daemon's JSON reply")
     return p
@@ -170,12 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def to_request(args: argparse.Namespace) -> dict:
     if args.cmd == "maintenance":
-        return {"cmd": "maintenance", "instance": args.instance, "on": args.mode == "on"}
+        req = {"cmd": "maintenance", "instance": args.instance, "on": args.mode == "on"}
+        if args.force:
+            req["force"] = True
+        if args.persist:
+            req["persist"] = True
+        return req
+    if args.cmd == "clear":
+        return {"cmd": "clear", "instance": args.instance}
     return {"cmd": args.cmd}
 
 
 PRINTERS = {"status": print_status, "history": print_history, "reload": print_reload,
-            "maintenance": print_maintenance}
+            "maintenance": print_maintenance, "clear": print_clear}
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

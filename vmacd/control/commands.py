@@ -1,22 +1,26 @@
-"""The control command table (SPEC §6): one registry serving every transport.
+"""The control command table: one registry serving every transport.
 
 Every command is registered once with `@command(name, help, field=type, ...)`. The unix socket
-server, `vmacctl`, and the daemon's own SIGHUP flag (which dispatches `{"cmd": "reload"}`) all go
+server, `vmacctl`, and the daemon's own SIGHUP (which dispatches `{"cmd": "reload"}`) all go
 through `Dispatcher.handle()`, so a command behaves the same whichever way it arrives.
 
 A request is a JSON object `{"cmd": NAME, ...fields}`. A reply is always a dict: `{"ok": True,
 ...result}` or `{"ok": False, "error": "..."}`. Malformed requests, unknown commands, wrong field
 types, unknown instances, refused reloads and even bugs in a handler become error replies; they
-never raise out of `handle()`.
+never raise out of `handle()`. A handler returns its result, or a `Deferred` when the answer comes
+later (a reload waiting for handovers, a maintenance drain waiting for the successor): the reply
+is sent when it resolves.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from vmacd.loop import Deferred
 
 log = logging.getLogger("vmacd.control")
 
@@ -32,12 +36,16 @@ class DaemonAPI(Protocol):
 
     def history(self) -> list[dict]: ...
 
-    def maintenance(self, instance: str, on: bool) -> dict: ...
+    def maintenance(self, instance: str, on: bool, force: bool, persist: bool) -> Deferred: ...
 
-    async def reload(self) -> dict: ...
+    def clear(self, instance: str) -> dict: ...
+
+    def reload(self) -> Deferred: ...
 
 
-Handler = Callable[[DaemonAPI, dict], Awaitable[dict]]
+Result = dict | Deferred
+Handler = Callable[[DaemonAPI, dict], Result]
+Reply = Callable[[dict], None]
 
 
 @dataclass(frozen=True)
@@ -48,25 +56,27 @@ class Command:
     help: str
     fields: tuple[tuple[str, type], ...]
     handler: Handler
-    exclusive: bool = False  # run one at a time (reload)
+    exclusive: bool = False                     # run one at a time (reload)
+    optional: tuple[tuple[str, type, object], ...] = ()   # (field, type, default)
 
 
 REGISTRY: dict[str, Command] = {}
 
 
 def command(name: str, help: str, *, exclusive: bool = False,
+            optional: dict[str, tuple[type, object]] | None = None,
             **fields: type) -> Callable[[Handler], Handler]:
-    """Register an async handler `fn(api, args) -> dict` for `{"cmd": name, **fields}`.
+    """Register a handler `fn(api, args) -> dict | Deferred` for `{"cmd": name, **fields}`.
 
-    `fields` maps each required request field to its type (str, bool, int); the dispatcher
-    checks presence and type before the handler runs and refuses unexpected fields.
-    `exclusive` commands run one at a time per Dispatcher (two clients reloading at once).
-    """
+    `fields` maps each required request field to its type (str, bool, int); `optional` maps
+    optional fields to (type, default). The dispatcher checks presence and type before the
+    handler runs and refuses unexpected fields. `exclusive` commands run one at a time."""
 
     def register(fn: Handler) -> Handler:
         if name in REGISTRY:
             raise ValueError(f"control command {name!r} registered twice")
-        REGISTRY[name] = Command(name, help, tuple(fields.items()), fn, exclusive)
+        extra = tuple((k, t, d) for k, (t, d) in (optional or {}).items())
+        REGISTRY[name] = Command(name, help, tuple(fields.items()), fn, exclusive, extra)
         return fn
 
     return register
@@ -101,12 +111,17 @@ def validate(request: object) -> tuple[Command, dict] | str:
     if cmd is None:
         return f"unknown command {name!r}; known: {', '.join(sorted(REGISTRY))}"
     args: dict[str, Any] = {}
-    for field, typ in cmd.fields:
+    specs = [(f, t, True, None) for f, t in cmd.fields] + [(f, t, False, d) for f, t, d in cmd.optional]
+    for field, typ, required, default in specs:
         if field not in request:
-            return f'{name}: missing field "{field}"'
+            if required:
+                return f'{name}: missing field "{field}"'
+            args[field] = default
+            continue
         value = request[field]
         if not _check_type(value, typ):
-            return f'{name}: field "{field}" must be {_TYPE_NAMES.get(typ, typ.__name__)}, got {json.dumps(value)[:60]}'
+            shown = json.dumps(value)[:60]
+            return f'{name}: field "{field}" must be {_TYPE_NAMES.get(typ, typ.__name__)}, got {shown}'
         args[field] = value
     extra = sorted(set(request) - {"cmd"} - set(args))
     if extra:
@@ -134,80 +149,116 @@ class Dispatcher:
 
     def __init__(self, api: DaemonAPI) -> None:
         self.api = api
-        self._xlock: asyncio.Lock | None = None
+        self._exclusive_busy = False
+        self._waiting: deque[tuple[Command, dict, Reply]] = deque()
 
-    async def handle(self, request: object) -> dict:
-        """Answer one decoded request. Never raises (except CancelledError)."""
+    def handle(self, request: object, reply: Reply) -> None:
+        """Answer one decoded request through `reply(dict)` (now, or when a Deferred resolves).
+        Never raises."""
         checked = validate(request)
         if isinstance(checked, str):
-            return error(checked)
+            reply(error(checked))
+            return
         cmd, args = checked
-        try:
-            if cmd.exclusive:
-                async with self._lock():
-                    result = await cmd.handler(self.api, args)
-            else:
-                result = await cmd.handler(self.api, args)
-            if not isinstance(result, dict):
-                raise TypeError(f"returned {type(result).__name__}, expected dict")
-        except KeyError as exc:
-            return error(f"unknown instance {exc.args[0]!r}" if exc.args else "unknown instance")
-        except ReloadError as exc:
-            return error(f"reload refused: {exc}")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug in the daemon must not kill the control plane
-            log.exception("control command %s failed", cmd.name)
-            return error(f"internal error in {cmd.name}: {type(exc).__name__}: {exc}")
-        reply = {"ok": True}
-        reply.update(result)
-        reply["ok"] = True
-        return reply
+        if cmd.exclusive:
+            self._waiting.append((cmd, args, reply))
+            self._next_exclusive()
+            return
+        self._run(cmd, args, reply)
 
-    async def handle_line(self, line: bytes) -> dict:
+    def handle_line(self, line: bytes, reply: Reply) -> None:
         """Decode one request line (UTF-8 JSON) and answer it."""
         request, problem = parse_line(line)
         if problem is not None:
-            return problem
-        return await self.handle(request)
+            reply(problem)
+        else:
+            self.handle(request, reply)
 
-    def _lock(self) -> asyncio.Lock:
-        """Serialises exclusive commands (created inside the running loop)."""
-        if self._xlock is None:
-            self._xlock = asyncio.Lock()
-        return self._xlock
+    def _next_exclusive(self) -> None:
+        if self._exclusive_busy or not self._waiting:
+            return
+        cmd, args, reply = self._waiting.popleft()
+        self._exclusive_busy = True
+
+        def done(answer: dict) -> None:
+            self._exclusive_busy = False
+            reply(answer)
+            self._next_exclusive()
+
+        self._run(cmd, args, done)
+
+    def _run(self, cmd: Command, args: dict, reply: Reply) -> None:
+        try:
+            result = cmd.handler(self.api, args)
+        except Exception as exc:       # noqa: BLE001 - a bug must not kill the control plane
+            reply(_failure(cmd, exc))
+            return
+        if isinstance(result, Deferred):       # a later answer may be a refusal (ok: false)
+            result.then(lambda value: reply(_finish(cmd, value, refusal=True)))
+        else:
+            reply(_finish(cmd, result))
+
+
+def _failure(cmd: Command, exc: Exception) -> dict:
+    if isinstance(exc, KeyError):
+        return error(f"unknown instance {exc.args[0]!r}" if exc.args else "unknown instance")
+    if isinstance(exc, ReloadError):
+        return error(f"reload refused: {exc}")
+    log.error("control command %s failed", cmd.name, exc_info=exc)
+    return error(f"internal error in {cmd.name}: {type(exc).__name__}: {exc}")
+
+
+def _finish(cmd: Command, result: object, refusal: bool = False) -> dict:
+    if isinstance(result, Exception):
+        return _failure(cmd, result)
+    if not isinstance(result, dict):
+        return error(f"internal error in {cmd.name}: returned {type(result).__name__}, expected dict")
+    if refusal and result.get("ok") is False:
+        return {"ok": False, "error": str(result.get("error", "refused"))}
+    reply = {"ok": True}
+    reply.update(result)
+    reply["ok"] = True
+    return reply
 
 
 # ---------------------------------------------------------------- the commands
 
 
 @command("help", "list the commands and their fields")
-async def _help(api: DaemonAPI, args: dict) -> dict:
+def _help(api: DaemonAPI, args: dict) -> dict:
     return {
         "commands": {
-            c.name: {"help": c.help, "fields": {f: t.__name__ for f, t in c.fields}}
+            c.name: {"help": c.help, "fields": {f: t.__name__ for f, t in c.fields},
+                     **({"optional": {f: t.__name__ for f, t, _d in c.optional}}
+                        if c.optional else {})}
             for c in sorted(REGISTRY.values(), key=lambda c: c.name)
         }
     }
 
 
 @command("status", "per instance: state, priorities, master seen, timers")
-async def _status(api: DaemonAPI, args: dict) -> dict:
+def _status(api: DaemonAPI, args: dict) -> dict:
     return api.status()
 
 
 @command("history", "state transitions, oldest first: time, instance, from, to, reason")
-async def _history(api: DaemonAPI, args: dict) -> dict:
+def _history(api: DaemonAPI, args: dict) -> dict:
     return {"history": list(api.history())}
 
 
-@command("maintenance", "drain an instance (priority 0, stay backup) or end the drain",
-         instance=str, on=bool)
-async def _maintenance(api: DaemonAPI, args: dict) -> dict:
-    result = api.maintenance(args["instance"], args["on"])
-    return {"instance": args["instance"], "maintenance": args["on"], **(result or {})}
+@command("maintenance", "drain an instance (priority 0, stay backup) or end the drain; refused "
+         "when no other router would be master, unless force", instance=str, on=bool,
+         optional={"force": (bool, False), "persist": (bool, False)})
+def _maintenance(api: DaemonAPI, args: dict) -> Result:
+    return api.maintenance(args["instance"], args["on"], args["force"], args["persist"])
+
+
+@command("clear", "forget an instance's resource failures so it may become master again",
+         instance=str)
+def _clear(api: DaemonAPI, args: dict) -> Result:
+    return api.clear(args["instance"])
 
 
 @command("reload", "re-read the config; a refused config keeps the running one", exclusive=True)
-async def _reload(api: DaemonAPI, args: dict) -> dict:
-    return await api.reload()
+def _reload(api: DaemonAPI, args: dict) -> Result:
+    return api.reload()

@@ -94,6 +94,24 @@ class _Family:
                             LABELS, registry=r)
         self.build = Info("vmacd_build", "vmacd build", registry=r)
         self.build.info({"version": __version__})
+        self.prio0_sent = Counter("vmacd_priority_zero_sent_total", "Priority-0 adverts sent",
+                                  LABELS, registry=r)
+        self.prio0_received = Counter("vmacd_priority_zero_received_total",
+                                      "Priority-0 adverts received", LABELS, registry=r)
+        self.maintenance = Gauge("vmacd_maintenance", "Drained (1) or not (0)", LABELS, registry=r)
+        self.resource_up = Gauge("vmacd_resource_up", "Resource started (1) or not (0)",
+                                 LABELS + ("resource",), registry=r)
+        self.resource_failures = Counter("vmacd_resource_failures_total", "Resource failures",
+                                         LABELS + ("resource", "op"), registry=r)
+        self.own_frames = Counter("vmacd_own_frame_received_total",
+                                  "Frames claiming to come from this router that it did not send",
+                                  LABELS + ("kind",), registry=r)
+        self.waiting = Gauge("vmacd_instance_waiting", "Instance waiting for its interface (1)",
+                             LABELS, registry=r)
+        from prometheus_client import Histogram
+        self.stall = Histogram("vmacd_stall_seconds", "Event-loop lateness",
+                               buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+                                        5.0), registry=r)
         self.hot = _HotSeries()
         r.register(self.hot)
 
@@ -228,6 +246,24 @@ class InstanceMetrics:
     def dual_master(self) -> None:
         self._dual.inc()
 
+    def priority_zero_sent(self) -> None:
+        self._fam.prio0_sent.labels(*self.labels).inc()
+
+    def priority_zero_received(self) -> None:
+        self._fam.prio0_received.labels(*self.labels).inc()
+
+    def maintenance(self, on: bool) -> None:
+        self._fam.maintenance.labels(*self.labels).set(1 if on else 0)
+
+    def resource_up(self, name: str, up: bool) -> None:
+        self._fam.resource_up.labels(*self.labels, name).set(1 if up else 0)
+
+    def resource_failure(self, name: str, op: str) -> None:
+        self._fam.resource_failures.labels(*self.labels, name, op).inc()
+
+    def own_frame(self, kind: str) -> None:
+        self._fam.own_frames.labels(*self.labels, kind).inc()
+
     def garp_sent(self, n: int = 1) -> None:
         self._garp.inc(n)
 
@@ -296,11 +332,20 @@ class Metrics:
             child = self._unknown[key] = self._fam.dropped.labels(UNKNOWN_INSTANCE, *key)
         child.inc()
 
+    def waiting(self, name: str, vrid: int, interface: str, on: bool) -> None:
+        self._fam.waiting.labels(name, str(vrid), interface).set(1 if on else 0)
+
+    def stall(self, seconds: float) -> None:
+        self._fam.stall.observe(seconds)
+
+    def build_info(self, node: str) -> None:
+        self._fam.build.info({"version": __version__, "node": node})
+
     def render(self) -> bytes:
         """The exposition text, as a scrape would see it."""
         return generate_latest(self.registry)
 
-    def serve(self, listen: str) -> tuple[str, int] | None:
+    def serve(self, loop: object, listen: str) -> tuple[str, int] | None:
         """Start the HTTP endpoint on `listen` ("" = disabled). Returns the bound (host, port)."""
         if not listen:
             return None

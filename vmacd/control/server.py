@@ -1,4 +1,4 @@
-"""The control socket (SPEC §6): asyncio unix stream server, one JSON request per line.
+"""The control socket: a unix stream server on the daemon's loop, one JSON request per line.
 
 Robustness rules, each covered by tests/unit/test_control_server.py:
 - the socket file is mode 0600; its directory is created 0700 when missing;
@@ -7,12 +7,13 @@ Robustness rules, each covered by tests/unit/test_control_server.py:
 - every line gets exactly one reply line, in order; garbage, non-UTF-8, non-object JSON and
   over-long lines get `{"ok": false, "error": ...}` and the connection keeps going;
 - a partial last line at EOF is answered too (`printf '{"cmd":"status"}' | nc -U ...`);
-- a client never blocks another (one task per connection, a cap on connections, an idle timeout);
+- no client blocks another or the daemon: sockets are non-blocking, replies are buffered, a
+  client idle for IDLE_TIMEOUT is dropped, and when MAX_CLIENTS are connected the longest idle
+  one makes room for a new one (idle connections can never lock out `vmacctl`);
 - `stop()` closes every connection and removes the socket file it created (and only that one).
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import json
@@ -20,14 +21,16 @@ import logging
 import os
 import socket
 import stat
+from collections import deque
 
 from vmacd.control.commands import Dispatcher, error
+from vmacd.loop import Loop, Timer
 
 log = logging.getLogger("vmacd.control")
 
 MAX_REQUEST = 64 * 1024     # bytes per request line
 MAX_CLIENTS = 64
-IDLE_TIMEOUT = 300.0        # seconds without a complete request before a client is dropped
+IDLE_TIMEOUT = 30.0         # seconds without a request (or a pending reply) before a client goes
 _CHUNK = 16 * 1024
 
 
@@ -48,13 +51,15 @@ def _prepare_path(path: str) -> None:
             os.makedirs(directory, mode=0o700, exist_ok=True)
             os.chmod(directory, 0o700)
         except OSError as exc:
-            raise ControlError(f"cannot create control socket directory {directory}: {exc.strerror}") from exc
+            raise ControlError(f"cannot create control socket directory {directory}: "
+                               f"{exc.strerror}") from exc
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(st.st_mode):
-        raise ControlError(f"control socket path {path} exists and is not a socket; refusing to remove it")
+        raise ControlError(f"control socket path {path} exists and is not a socket; "
+                           "refusing to remove it")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(1.0)
     try:
@@ -70,27 +75,46 @@ def _prepare_path(path: str) -> None:
     raise ControlError(f"control socket {path} is in use: another vmacd is running")
 
 
-class ControlServer:
-    """Serves a Dispatcher on a unix socket. `await start()`, later `await stop()`."""
+class _Client:
+    __slots__ = ("sock", "inbuf", "outbuf", "lines", "busy", "discarding", "eof", "timer",
+                 "last")
 
-    def __init__(self, path: str, dispatcher: Dispatcher, *, max_request: int = MAX_REQUEST,
-                 max_clients: int = MAX_CLIENTS, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.lines: deque[bytes | None] = deque()    # None: an over-long line (its error)
+        self.busy = False            # a request is being answered (replies stay in order)
+        self.discarding = False      # inside an over-long line whose error was sent
+        self.eof = False
+        self.timer: Timer | None = None
+        self.last = 0.0
+
+
+class ControlServer:
+    """Serves a Dispatcher on a unix socket. `start()`, later `stop()`."""
+
+    def __init__(self, loop: Loop, path: str, dispatcher: Dispatcher, *,
+                 max_request: int = MAX_REQUEST, max_clients: int = MAX_CLIENTS,
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+        self.loop = loop
         self.path = path
         self.dispatcher = dispatcher
         self.max_request = max_request
         self.max_clients = max_clients
         self.idle_timeout = idle_timeout
-        self._server: asyncio.AbstractServer | None = None
+        self._sock: socket.socket | None = None
         self._inode: tuple[int, int] | None = None
-        self._clients: set[asyncio.Task] = set()
+        self._clients: dict[int, _Client] = {}
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Bind the socket (0600) and start accepting. Raises ControlError."""
         _prepare_path(self.path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         old_umask = os.umask(0o177)  # no window where the socket is group/world accessible
         try:
             sock.bind(self.path)
+            sock.listen(64)
         except OSError as exc:
             sock.close()
             raise ControlError(f"cannot bind control socket {self.path}: {exc.strerror}") from exc
@@ -99,94 +123,150 @@ class ControlServer:
         os.chmod(self.path, 0o600)
         st = os.stat(self.path)
         self._inode = (st.st_dev, st.st_ino)
-        self._server = await asyncio.start_unix_server(self._client, sock=sock, limit=_CHUNK)
+        sock.setblocking(False)
+        self._sock = sock
+        self.loop.add_reader(sock.fileno(), self._accept)
         log.info("control socket listening on %s", self.path)
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         """Stop accepting, close every client, remove our socket file."""
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._clients):
-            task.cancel()
-        if self._clients:
-            await asyncio.gather(*self._clients, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            self._server = None
-        self._unlink()
+        for client in list(self._clients.values()):
+            self._close(client)
+        if self._sock is not None:
+            self.loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        if self._inode is not None:
+            with contextlib.suppress(OSError):
+                st = os.lstat(self.path)
+                if (st.st_dev, st.st_ino) == self._inode:
+                    os.unlink(self.path)
+            self._inode = None
 
-    def _unlink(self) -> None:
-        """Remove the socket file only if it is still the one we bound."""
-        if self._inode is None:
-            return
-        with contextlib.suppress(OSError):
-            st = os.lstat(self.path)
-            if (st.st_dev, st.st_ino) == self._inode:
-                os.unlink(self.path)
-        self._inode = None
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if len(self._clients) >= self.max_clients:
-            with contextlib.suppress(Exception):
-                writer.write(encode_reply(error(f"too many clients (max {self.max_clients})")))
-                await writer.drain()
-            writer.close()
-            return
-        if task is not None:
-            self._clients.add(task)
-        try:
-            await self._serve(reader, writer)
-        except (TimeoutError, ConnectionError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        except Exception:  # never let one client take the server down
-            log.exception("control client failed")
-        finally:
-            if task is not None:
-                self._clients.discard(task)
-            with contextlib.suppress(Exception):
-                writer.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Split the byte stream into lines; answer each; skip the rest of over-long lines."""
-        buf = bytearray()
-        discarding = False  # inside an over-long line whose error was already sent
+    # ------------------------------------------------------------------ connections
+    def _accept(self) -> None:
+        assert self._sock is not None
         while True:
-            chunk = await asyncio.wait_for(reader.read(_CHUNK), self.idle_timeout)
-            if not chunk:
-                if buf and not discarding:
-                    await self._answer(bytes(buf), writer)
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
                 return
-            buf += chunk
-            while True:
-                nl = buf.find(b"\n")
-                if nl < 0:
-                    break
-                line = bytes(buf[:nl])
-                del buf[:nl + 1]
-                if discarding:
-                    discarding = False
+            except OSError as exc:
+                log.warning("control socket accept failed: %s", exc.strerror)
+                return
+            if len(self._clients) >= self.max_clients:
+                idle = [c for c in self._clients.values() if not c.busy]
+                if idle:
+                    self._close(min(idle, key=lambda c: c.last))
+                else:
+                    with contextlib.suppress(OSError):
+                        conn.send(encode_reply(error(f"too many clients (max {self.max_clients})")))
+                    conn.close()
                     continue
-                await self._answer(line, writer)
-            if len(buf) > self.max_request and not discarding:
-                await self._send(writer, error(f"request too large (max {self.max_request} bytes)"))
-                discarding = True
-            if discarding:
-                buf.clear()
+            conn.setblocking(False)
+            client = _Client(conn)
+            self._clients[conn.fileno()] = client
+            self._touch(client)
+            self.loop.add_reader(conn.fileno(), self._readable, client)
 
-    async def _answer(self, line: bytes, writer: asyncio.StreamWriter) -> None:
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if len(line) > self.max_request:
-            reply = error(f"request too large (max {self.max_request} bytes)")
+    def _touch(self, client: _Client) -> None:
+        client.last = self.loop.time()
+        if client.timer is not None:
+            client.timer.cancel()
+        client.timer = self.loop.call_later(self.idle_timeout, self._idle, client)
+
+    def _idle(self, client: _Client) -> None:
+        if client.busy:                     # waiting for our answer is not idleness
+            self._touch(client)
+            return
+        self._close(client)
+
+    def _close(self, client: _Client) -> None:
+        fd = client.sock.fileno()
+        if fd in self._clients:
+            del self._clients[fd]
+            self.loop.remove_reader(fd)
+            self.loop.remove_writer(fd)
+        if client.timer is not None:
+            client.timer.cancel()
+        client.sock.close()
+
+    def _readable(self, client: _Client) -> None:
+        try:
+            chunk = client.sock.recv(_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        self._touch(client)
+        if not chunk:
+            client.eof = True
+            self.loop.remove_reader(client.sock.fileno())
+            if client.inbuf and not client.discarding:
+                client.lines.append(bytes(client.inbuf))
+            client.inbuf.clear()
         else:
-            reply = await self.dispatcher.handle_line(line)
-        await self._send(writer, reply)
+            self._frame(client, chunk)
+        self._serve(client)
 
-    @staticmethod
-    async def _send(writer: asyncio.StreamWriter, reply: dict) -> None:
-        writer.write(encode_reply(reply))
-        await writer.drain()
+    def _frame(self, client: _Client, chunk: bytes) -> None:
+        """Split the byte stream into lines; an over-long line gets one error and is skipped."""
+        buf = client.inbuf
+        buf += chunk
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            line = bytes(buf[:nl])
+            del buf[:nl + 1]
+            if client.discarding:
+                client.discarding = False
+                continue
+            client.lines.append(line)
+        if len(buf) > self.max_request and not client.discarding:
+            client.lines.append(None)
+            client.discarding = True
+        if client.discarding:
+            buf.clear()
+
+    def _serve(self, client: _Client) -> None:
+        """Answer the next queued line unless an answer is still pending (order is kept)."""
+        while not client.busy and client.lines:
+            line = client.lines.popleft()
+            client.busy = True
+            if line is None:
+                self._reply(client, error(f"request too large (max {self.max_request} bytes)"))
+                continue
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > self.max_request:
+                self._reply(client, error(f"request too large (max {self.max_request} bytes)"))
+                continue
+            self.dispatcher.handle_line(line, lambda reply, c=client: self._reply(c, reply))
+        if client.eof and not client.busy and not client.lines and not client.outbuf:
+            self._close(client)
+
+    def _reply(self, client: _Client, reply: dict) -> None:
+        client.busy = False
+        if client.sock.fileno() < 0:
+            return                            # closed while the answer was on its way
+        client.outbuf += encode_reply(reply)
+        self._flush(client)
+        self.loop.call_soon(self._serve, client)
+
+    def _flush(self, client: _Client) -> None:
+        try:
+            sent = client.sock.send(client.outbuf)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(client)
+            return
+        del client.outbuf[:sent]
+        fd = client.sock.fileno()
+        if client.outbuf:
+            self.loop.add_writer(fd, self._flush, client)
+        else:
+            self.loop.remove_writer(fd)
+            if client.eof and not client.busy and not client.lines:
+                self._close(client)

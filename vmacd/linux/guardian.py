@@ -1,33 +1,45 @@
-"""Hard-death guard (SPEC §3): when the daemon dies, its vMACs go down at once.
+"""The guardian: when the daemon dies, it hands mastership over as SIGTERM would.
 
-The daemon starts ``python -m vmacd.linux.guardian --fd N`` early (fork+exec, its own session, so
-a signal to the daemon's process group does not reach it) and keeps the other end of a
-socketpair. It tells the guardian, one JSON object per line, what it owns:
+The daemon starts ``python3 -I -S -m vmacd.linux.guardian --fd N`` early (its own session, so a
+signal to the daemon's process group does not reach it; isolated and without site-packages, so
+it costs little memory) and keeps the other end of a socketpair. It tells the guardian, one JSON
+object per line, what to do for each instance it may hold:
 
-    {"op": "own", "ifindex": 7}            a vMAC macvlan: set DOWN if the daemon dies
-    {"op": "disown", "ifindex": 7}
-    {"op": "vip", "ifindex": 2, "vip": "192.0.2.254/24"}     vmac=false: remove if it dies
+    {"op": "own", "spec": {...}}        Runner.guard_spec(): the device, the VRID, the priority-0
+                                         frame (or what computes it), the handover bound, the
+                                         stop commands of exclusive resources
+    {"op": "disown", "ifindex": 7, "instance": "lan"}
+    {"op": "vip", "ifindex": 2, "vip": "192.0.2.254/24"}     vmac = false: remove if it dies
     {"op": "unvip", "ifindex": 2, "vip": "192.0.2.254/24"}
-    {"op": "disarm"}                       clean shutdown: exit without touching anything
+    {"op": "disarm"}                     clean shutdown: exit without touching anything
 
-The kernel closes the daemon's end whatever kills it (SIGKILL, OOM, a crash), so the guardian sees
-EOF at once, takes every owned vMAC down and removes the VIPs with an already open netlink
-socket, then exits. It ignores SIGTERM/SIGINT/SIGHUP: systemd with ``KillMode=mixed`` sends
-SIGTERM only to the daemon, whose make-before-break handover must not be cut short; the guardian
-follows it out through EOF. See docs/linux.md.
+The kernel closes the daemon's end whatever kills it (SIGKILL, OOM, abort), so the guardian sees
+EOF at once. Then, for every instance whose device is up (it is master):
+1. exclusive resources (shared storage) are stopped first, bounded by their timeouts;
+2. a priority-0 advertisement goes out from the vMAC (RFC 9568 §6.4.3: a backup takes over after
+   Skew_Time) — while the VIPs stay, so the client loses nothing (make-before-break);
+3. when another router's advertisement for that VRID is heard, or the handover bound passes, the
+   vMAC goes down and the VIPs are removed: nothing leaves the vMAC afterwards.
+It ignores SIGTERM, SIGINT, SIGHUP, SIGQUIT and SIGABRT (systemd's watchdog abort): only the
+daemon's death moves it. docs/linux.md has the design.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import select
 import signal
 import socket
-import subprocess
+import struct
 import sys
 import time
+from typing import Any
+
+from vmacd.linux import rtnl
 
 READY = b"ready\n"
+IGNORED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGABRT,
+           signal.SIGPIPE, signal.SIGUSR1, signal.SIGUSR2)
 
 
 class GuardianError(Exception):
@@ -37,7 +49,7 @@ class GuardianError(Exception):
 class Guardian:
     """Daemon side: start the guardian process and keep it informed."""
 
-    def __init__(self, sock: socket.socket, proc: subprocess.Popen) -> None:
+    def __init__(self, sock: socket.socket, proc: Any) -> None:      # a subprocess.Popen
         self.sock = sock
         self.proc = proc
 
@@ -48,10 +60,15 @@ class Guardian:
     @classmethod
     def start(cls, timeout: float = 10.0) -> Guardian:
         """Spawn the guardian and wait until it has its netlink socket open."""
+        import subprocess
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        home = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        boot = (f"import sys; sys.path.insert(0, {home!r}); "
+                "from vmacd.linux.guardian import main; sys.exit(main())")
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "vmacd.linux.guardian", "--fd", str(theirs.fileno())],
+                [sys.executable, "-I", "-S", "-c", boot, "--fd", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), start_new_session=True,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         except OSError as exc:
@@ -78,28 +95,27 @@ class Guardian:
         except OSError as exc:
             raise GuardianError(f"the guardian is gone ({exc.strerror}); restart it") from None
 
-    def own(self, ifindex: int) -> None:
-        """Set `ifindex` DOWN if the daemon dies."""
-        self._send({"op": "own", "ifindex": ifindex})
+    def own(self, spec: dict) -> None:
+        """Hand `spec` (Runner.guard_spec()) over if the daemon dies."""
+        self._send({"op": "own", "spec": spec})
 
-    def disown(self, ifindex: int) -> None:
-        """Forget `ifindex` (the vMAC was deleted)."""
-        self._send({"op": "disown", "ifindex": ifindex})
+    def disown(self, ifindex: int, instance: str) -> None:
+        self._send({"op": "disown", "ifindex": ifindex, "instance": instance})
 
     def vip(self, ifindex: int, vip: str) -> None:
-        """Remove `vip` from `ifindex` if the daemon dies (vmac=false mode)."""
+        """Remove `vip` from `ifindex` if the daemon dies (vmac = false mode)."""
         self._send({"op": "vip", "ifindex": ifindex, "vip": vip})
 
     def unvip(self, ifindex: int, vip: str) -> None:
-        """Forget a VIP (it was released normally)."""
         self._send({"op": "unvip", "ifindex": ifindex, "vip": vip})
 
     def alive(self) -> bool:
-        """The guardian process still runs."""
         return self.proc.poll() is None
 
     def disarm(self, timeout: float = 2.0) -> None:
         """Clean shutdown: the guardian exits and touches nothing."""
+        import subprocess
+
         try:
             self._send({"op": "disarm"})
         except GuardianError:
@@ -113,61 +129,166 @@ class Guardian:
 
 
 # ---- guardian process ----------------------------------------------------------------------
-def _apply(state: dict, msg: dict) -> bool:
-    """Update the owned set from one message; True when disarmed."""
-    op = msg.get("op")
-    if op == "disarm":
-        return True
-    idx = int(msg.get("ifindex", 0))
-    if op == "own":
-        state["links"].add(idx)
-    elif op == "disown":
-        state["links"].discard(idx)
-    elif op == "vip":
-        state["vips"].add((idx, str(msg["vip"])))
-    elif op == "unvip":
-        state["vips"].discard((idx, str(msg["vip"])))
-    return False
+class _State:
+    def __init__(self) -> None:
+        self.specs: dict[tuple[int, str], dict] = {}
+        self.vips: set[tuple[int, str]] = set()
+
+    def apply(self, msg: dict) -> bool:
+        """Update from one message; True when disarmed."""
+        op = msg.get("op")
+        if op == "disarm":
+            return True
+        if op == "own":
+            spec = msg["spec"]
+            self.specs[(int(spec["ifindex"]), str(spec["instance"]))] = spec
+            if spec.get("auth") in ("hmac-sha256", "ah"):
+                import vmacd.core.wire  # noqa: F401 - imported now: nothing slow once it dies
+        elif op == "disown":
+            self.specs.pop((int(msg["ifindex"]), str(msg["instance"])), None)
+        elif op == "vip":
+            self.vips.add((int(msg["ifindex"]), str(msg["vip"])))
+        elif op == "unvip":
+            self.vips.discard((int(msg["ifindex"]), str(msg["vip"])))
+        return False
 
 
-def _take_down(ipr: object, state: dict) -> None:
-    """The daemon died: vMACs down first (stops the frames), then VIPs off."""
+def _say(text: str) -> None:
+    print(f"vmacd-guardian: {text}", file=sys.stderr, flush=True)
+
+
+def _priority_zero(spec: dict) -> bytes:
+    """The priority-0 frame: prebuilt, or computed now with a fresh counter (hmac-sha256, AH)."""
+    if "frame" in spec:
+        return bytes.fromhex(spec["frame"])
     import ipaddress
 
-    for idx in sorted(state["links"]):
-        try:
-            ipr.link("set", index=idx, state="down")
-        except Exception as exc:  # noqa: BLE001 - keep going with the others
-            print(f"vmacd-guardian: ifindex {idx} down failed: {exc}", file=sys.stderr)
-    owned = [(idx, f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}") for idx in sorted(state["links"])
-             for m in _addrs(ipr, idx) if m.get("IFA_PROTO") == state["mark"]]
-    for idx, vip in owned + sorted(state["vips"]):
-        iface = ipaddress.ip_interface(vip)
-        try:
-            ipr.addr("del", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-        except Exception as exc:  # noqa: BLE001
-            print(f"vmacd-guardian: removing {vip} failed: {exc}", file=sys.stderr)
+    from vmacd.core import auth, wire
+    key = auth.AuthSpec(spec["auth"], bytes.fromhex(spec["key"]))
+    adv = wire.Advertisement(spec["version"], spec["vrid"], 0, spec.get("interval_cs", 100),
+                             tuple(ipaddress.ip_address(a) for a in spec["addresses"]))
+    if spec["auth"] == "ah":       # tenths since 2024: ahead of every sequence the daemon sent
+        counter = int((time.time() - 1704067200) * 10) % auth.AH_SEQ_MAX or 1
+    else:                          # microseconds: ahead of the daemon's counter (seeded alike)
+        counter = time.time_ns() // 1000
+    dst = wire.VRRP_GROUP_V4 if spec["family"] == 4 else wire.VRRP_GROUP_V6
+    packet = wire.build_ip_packet(adv, src=spec["primary"], dst=dst, auth=key, counter=counter,
+                                  pseudo_header=spec.get("pseudo", True))
+    return wire.build_frame(spec["src_mac"], packet)
 
 
-def _addrs(ipr: object, idx: int) -> list:
+def _listener(family: int, parents: set[int]) -> socket.socket | None:
+    """A raw socket that hears VRRP on the parents (joined to the group on each)."""
     try:
-        return list(ipr.get_addr(index=idx))
-    except Exception:  # noqa: BLE001 - a vanished link has no addresses to remove
-        return []
+        sock = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6, socket.SOCK_RAW,
+                             112)
+        sock.setblocking(False)
+        for idx in parents:
+            if family == 4:
+                mreq = struct.pack("4s4si", socket.inet_aton("224.0.0.18"), b"\0" * 4, idx)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+            else:
+                mreq = socket.inet_pton(socket.AF_INET6, "ff02::12") + struct.pack("@I", idx)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+        return sock
+    except OSError as exc:
+        _say(f"cannot listen for the successor (IPv{family}): {exc.strerror}")
+        return None
+
+
+def _successors(sock: socket.socket, family: int) -> list[tuple[int, str]]:
+    """(vrid, source) of every advertisement with priority > 0 queued on `sock`."""
+    out = []
+    while True:
+        try:
+            data, addr = sock.recvfrom(8192)
+        except (BlockingIOError, InterruptedError):
+            return out
+        except OSError:
+            return out
+        if family == 4:
+            if len(data) < 24 or data[8] != 255:
+                continue
+            vrrp, src = data[(data[0] & 0x0F) * 4:], socket.inet_ntoa(data[12:16])
+        else:
+            vrrp, src = data, addr[0].split("%", 1)[0]
+        if len(vrrp) >= 3 and vrrp[0] >> 4 in (2, 3) and vrrp[2] > 0:
+            out.append((vrrp[1], src))
+
+
+def _hand_over(nl: rtnl.Rtnl, state: _State) -> tuple[int, float]:
+    """The daemon is gone: hand over every instance it held (module docstring). Returns how many
+    instances were master and how long the handover took (ms)."""
+    t0 = time.monotonic()
+    up = {link.index for _t, body in nl.one(rtnl.link_dump())
+          for link in [rtnl.parse_link(body)] if link.flags & rtnl.IFF_UP}
+    masters = [s for s in state.specs.values() if s["ifindex"] in up and (
+        s["vmac"] or any((s["ifindex"], v) in state.vips for v in s["vips"]))]
+    for spec in masters:                              # 1. shared storage first
+        for argv in spec.get("stop", []):
+            import subprocess
+            try:
+                subprocess.run(argv, timeout=30, check=False, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                _say(f"{spec['instance']}: stopping {argv[-1]!r} failed: {exc}")
+    pending: dict[tuple[int, int, int], dict] = {}
+    for spec in masters:                              # 2. priority 0, VIPs kept
+        try:
+            frame = _priority_zero(spec)
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as tx:
+                tx.bind((socket.if_indextoname(spec["ifindex"]), 0))
+                tx.send(frame)
+        except (OSError, ValueError) as exc:
+            _say(f"{spec['instance']}: priority 0 not sent: {exc}")
+        pending[(spec["parent"], spec["family"], spec["vrid"])] = spec
+    listeners = {fam: _listener(fam, {s["parent"] for s in masters if s["family"] == fam})
+                 for fam in (4, 6) if any(s["family"] == fam for s in masters)}
+    deadline = {k: time.monotonic() + float(s["bound"]) for k, s in pending.items()}
+    while pending:
+        for fam, sock in listeners.items():
+            for vrid, src in _successors(sock, fam) if sock is not None else []:
+                for key in [k for k, s in pending.items()
+                            if k[1] == fam and k[2] == vrid and src != s["primary"]]:
+                    _release(nl, pending.pop(key), state, f"successor {src} heard")
+        now = time.monotonic()
+        for key in [k for k in pending if deadline[k] <= now]:
+            _release(nl, pending.pop(key), state, "no successor within the handover bound")
+        if pending:
+            fds = [s for s in listeners.values() if s is not None]
+            wait = max(0.0, min(deadline[k] for k in pending) - now)
+            select.select(fds, [], [], min(wait, 0.05) if fds else wait)
+    for spec in state.specs.values():                 # backups: make sure nothing is up
+        if spec not in masters and spec["vmac"] and spec["ifindex"] in up:
+            _release(nl, spec, state, "daemon gone")
+    for idx, vip in sorted(state.vips):               # vmac = false VIPs nobody handed over
+        _del_vip(nl, idx, vip)
+    return len(masters), (time.monotonic() - t0) * 1000
+
+
+def _release(nl: rtnl.Rtnl, spec: dict, state: _State, why: str) -> None:
+    idx = spec["ifindex"]
+    if spec["vmac"]:
+        nl.call([rtnl.set_link_up(idx, False)])       # 3. stops every frame from the vMAC
+    for vip in spec["vips"]:
+        _del_vip(nl, idx, vip)
+        state.vips.discard((idx, vip))
+    _say(f"{spec['instance']}: released ({why})")
+
+
+def _del_vip(nl: rtnl.Rtnl, idx: int, vip: str) -> None:
+    address, _, plen = vip.partition("/")
+    prefix = int(plen) if plen else (32 if ":" not in address else 128)
+    nl.call([rtnl.address(False, idx, address, prefix)])
 
 
 def serve(fd: int) -> int:
     """Guardian main loop on the inherited socket `fd`."""
-    from pyroute2 import IPRoute
-
-    # imported now: nothing slow once the daemon dies
-    from vmacd.linux.netlink import VIP_PROTO
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+    for sig in IGNORED:
         signal.signal(sig, signal.SIG_IGN)
     sock = socket.socket(fileno=fd)
-    ipr = IPRoute()
-    state: dict = {"links": set(), "vips": set(), "mark": VIP_PROTO}
+    nl = rtnl.Rtnl()
+    state = _State()
     sock.sendall(READY)
     buf = b""
     while True:
@@ -175,34 +296,35 @@ def serve(fd: int) -> int:
             data = sock.recv(65536)
         except ConnectionResetError:
             data = b""
+        except InterruptedError:
+            continue
         if not data:
-            t0 = time.monotonic()
-            _take_down(ipr, state)
-            took = (time.monotonic() - t0) * 1000
-            print(f"vmacd-guardian: daemon gone; {len(state['links'])} vMAC(s) down and their "
-                  f"VIPs removed, {len(state['vips'])} parent VIP(s) removed in {took:.1f} ms",
-                  file=sys.stderr)
+            masters, took = _hand_over(nl, state)
+            _say(f"daemon gone; handed over {masters} instance(s) in {took:.1f} ms")
             return 0
         buf += data
         *lines, buf = buf.split(b"\n")
         for line in lines:
             try:
-                if _apply(state, json.loads(line)):
+                if state.apply(json.loads(line)):
                     return 0
             except (ValueError, KeyError, TypeError) as exc:
-                print(f"vmacd-guardian: bad message {line!r}: {exc}", file=sys.stderr)
+                _say(f"bad message {line[:80]!r}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m vmacd.linux.guardian --fd N``."""
-    parser = argparse.ArgumentParser(prog="vmacd-guardian")
-    parser.add_argument("--fd", type=int, required=True)
-    args = parser.parse_args(argv)
+    """Entry point: ``--fd N`` (the daemon's socketpair end)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "--fd" or not args[1].isdigit():
+        print("usage: python3 -m vmacd.linux.guardian --fd N", file=sys.stderr)
+        return 2
+    fd = int(args[1])
     try:
-        os.fstat(args.fd)
+        os.fstat(fd)
     except OSError:
-        parser.exit(2, f"vmacd-guardian: fd {args.fd} is not open\n")
-    return serve(args.fd)
+        print(f"vmacd-guardian: fd {fd} is not open", file=sys.stderr)
+        return 2
+    return serve(fd)
 
 
 if __name__ == "__main__":

@@ -1,30 +1,29 @@
-"""Child processes on the asyncio loop: track scripts, notify scripts, resource commands.
+"""Child processes on the event loop: track scripts, notify scripts, resource commands.
 
-Every command runs in its own session (process group) so a timeout kills the whole group
-(the script and whatever it started), never the daemon. Nothing here blocks the loop.
+Every command runs in its own session (process group) so a timeout kills the whole group (the
+script and whatever it started), never the daemon. Nothing here blocks the loop: the exit is seen
+through a pidfd, stderr through a non-blocking pipe, the timeout through a loop timer.
 
-- `ScriptRunner`: one periodic track script (interval, timeout, rise, fall); calls `on_change(up)`
-  when `rise` consecutive successes or `fall` consecutive failures flip the state. A timeout or
-  a command that cannot start counts as a failure.
-- `SerialRunner`: per key (instance or sync group) a FIFO; commands of one key run one at a
-  time in submission (= transition) order, each with its timeout, and each result is handed to
-  its callback (a resource start failure lets the daemon release the group).
-- `notify_argv()`: keepalived-compatible notify arguments ``TYPE NAME STATE PRIORITY``.
+- `Processes.run(argv, timeout, on_done, key=None)`: start a command now, or — with a `key` —
+  after the commands queued earlier under that key (an instance's resource and notify commands
+  run one at a time, in the order its transitions asked for them).
+- `Result`: how it ended, with the first lines of its standard error for the log.
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
+import errno
 import os
 import signal
+import subprocess
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-log = logging.getLogger("vmacd.linux.procs")
-NOTIFY_TYPES = ("INSTANCE", "GROUP")
-NOTIFY_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
+from vmacd.loop import Loop, Timer
+
+STDERR_KEEP = 2048          # bytes of a command's standard error kept for the log
 
 
 @dataclass(frozen=True)
@@ -36,169 +35,173 @@ class Result:
     timed_out: bool
     duration: float             # seconds
     error: str = ""             # why it could not start, or "timeout after Ns"
+    stderr: str = ""            # the first lines it wrote on standard error
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
 
-
-def notify_argv(script: str | Sequence[str], kind: str, name: str, state: str,
-                priority: int) -> list[str]:
-    """``script TYPE NAME STATE PRIORITY`` (keepalived's notify convention)."""
-    if kind not in NOTIFY_TYPES or state not in NOTIFY_STATES:
-        raise ValueError(f"notify TYPE/STATE must be {NOTIFY_TYPES}/{NOTIFY_STATES}, "
-                         f"got {kind}/{state}")
-    base = [script] if isinstance(script, str) else list(script)
-    return [*base, kind, name, state, str(priority)]
-
-
-async def run_command(argv: Sequence[str], timeout: float) -> Result:
-    """Run `argv` (no shell) with stdin/stdout/stderr on /dev/null; kill its group on timeout."""
-    start = time.monotonic()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
-    except OSError as exc:
-        return Result(tuple(argv), None, False, time.monotonic() - start,
-                      f"cannot run {argv[0]}: {exc.strerror}")
-    try:
-        rc = await asyncio.wait_for(proc.wait(), timeout)
-    except TimeoutError:
-        _kill_group(proc.pid)
-        await proc.wait()
-        return Result(tuple(argv), None, True, time.monotonic() - start,
-                      f"timeout after {timeout:g}s")
-    except asyncio.CancelledError:
-        _kill_group(proc.pid)
-        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
-            await asyncio.wait_for(proc.wait(), 1)      # reap it; the loop may be closing
-        raise
-    return Result(tuple(argv), rc, False, time.monotonic() - start)
-
-
-def _safe(callback: Callable[..., object], *args: object) -> None:
-    """Run a daemon callback; a bug in it is logged, never kills the runner."""
-    try:
-        callback(*args)
-    except Exception:
-        log.exception("callback %r failed", callback)
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-class ScriptRunner:
-    """A periodic track script with rise/fall hysteresis. `state` is None until decided."""
-
-    def __init__(self, name: str, argv: Sequence[str], interval: float, timeout: float,
-                 rise: int, fall: int, on_change: Callable[[str, bool], None]) -> None:
-        if interval <= 0 or timeout <= 0 or rise < 1 or fall < 1:
-            raise ValueError(f"track script {name}: interval/timeout > 0, rise/fall >= 1")
-        self.name, self.argv = name, list(argv)
-        self.interval, self.timeout = interval, timeout
-        self.rise, self.fall = rise, fall
-        self.on_change = on_change
-        self.state: bool | None = None
-        self.last: Result | None = None
-        self._ok_run = 0
-        self._fail_run = 0
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        """Start the periodic loop on the running event loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
-
-    async def stop(self) -> None:
-        """Stop the loop (a running check is killed)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while True:
-            self.feed(await run_command(self.argv, self.timeout))
-            next_at = max(next_at + self.interval, loop.time())
-            await asyncio.sleep(next_at - loop.time())
-
-    def feed(self, result: Result) -> None:
-        """Count one result and report a change of state."""
-        self.last = result
-        if result.ok:
-            self._ok_run, self._fail_run = self._ok_run + 1, 0
-            if self.state is not True and self._ok_run >= self.rise:
-                self._set(True)
+    def describe(self) -> str:
+        """One line for a failure log: why it failed and what the command said."""
+        if self.error:
+            why = self.error
+        elif self.returncode is not None and self.returncode < 0:
+            why = f"killed by signal {-self.returncode}"
         else:
-            self._ok_run, self._fail_run = 0, self._fail_run + 1
-            if self.state is not False and self._fail_run >= self.fall:
-                self._set(False)
-
-    def _set(self, up: bool) -> None:
-        self.state = up
-        _safe(self.on_change, self.name, up)
+            why = f"exit status {self.returncode}"
+        said = " | ".join(line.strip() for line in self.stderr.splitlines()[:3] if line.strip())
+        return f"{why}: {said}" if said else why
 
 
-@dataclass
+OnDone = Callable[[Result], None]
+
+
 class _Job:
-    argv: list[str]
-    timeout: float
-    on_done: Callable[[Result], None] | None
+    __slots__ = ("argv", "timeout", "on_done", "key", "proc", "pidfd", "err_fd", "stderr",
+                 "started", "timer", "timed_out")
+
+    def __init__(self, argv: Sequence[str], timeout: float, on_done: OnDone | None,
+                 key: str | None) -> None:
+        self.argv = tuple(argv)
+        self.timeout = timeout
+        self.on_done = on_done
+        self.key = key
+        self.proc: subprocess.Popen | None = None
+        self.pidfd = -1
+        self.err_fd = -1
+        self.stderr = bytearray()
+        self.started = 0.0
+        self.timer: Timer | None = None
+        self.timed_out = False
 
 
-class SerialRunner:
-    """Per-key FIFO of commands; one command per key at a time, keys run in parallel."""
+class Processes:
+    """Runs commands for the daemon on `loop`; `pending()` tells whether any is queued/running."""
 
-    def __init__(self) -> None:
-        self._queues: dict[str, asyncio.Queue[_Job]] = {}
-        self._workers: dict[str, asyncio.Task] = {}
-        self.results: list[tuple[str, Result]] = []      # newest last, bounded
-        self.max_results = 200
+    def __init__(self, loop: Loop, env: dict[str, str] | None = None) -> None:
+        self.loop = loop
+        self.env = env
+        self._queues: dict[str, deque[_Job]] = {}
+        self._running: set[_Job] = set()
 
-    def submit(self, key: str, argv: Sequence[str], timeout: float,
-               on_done: Callable[[Result], None] | None = None) -> None:
-        """Queue `argv` for `key`; `on_done(result)` runs after it ends."""
-        queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = asyncio.Queue()
-            self._workers[key] = asyncio.get_running_loop().create_task(
-                self._work(key, queue), name=f"serial:{key}")
-        queue.put_nowait(_Job(list(argv), timeout, on_done))
+    def run(self, argv: Sequence[str], timeout: float, on_done: OnDone | None = None,
+            key: str | None = None) -> None:
+        job = _Job(argv, timeout, on_done, key)
+        if key is None:
+            self._start(job)
+            return
+        queue = self._queues.setdefault(key, deque())
+        queue.append(job)
+        if len(queue) == 1:
+            self._start(job)
 
-    def pending(self, key: str) -> int:
-        """Commands of `key` queued or running."""
-        queue = self._queues.get(key)
-        return 0 if queue is None else int(getattr(queue, "_unfinished_tasks", queue.qsize()))
+    def pending(self, key: str | None = None) -> int:
+        """Commands queued or running (for `key`, or in all)."""
+        if key is not None:
+            return len(self._queues.get(key, ()))
+        return len(self._running) + sum(max(0, len(q) - 1) for q in self._queues.values())
 
-    async def drain(self, timeout: float | None = None) -> None:
-        """Wait until every queue is empty (e.g. stop commands before exit)."""
-        await asyncio.wait_for(asyncio.gather(*(q.join() for q in self._queues.values())),
-                               timeout)
-
-    async def close(self) -> None:
-        """Cancel the workers (a running command is killed with its group)."""
-        for task in self._workers.values():
-            task.cancel()
-        for task in self._workers.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._workers.clear()
+    def close(self) -> None:
+        """Kill whatever still runs (with its group) and forget the queues."""
+        for job in list(self._running):
+            _kill_group(job)
+            self._reap(job, wait=True)
         self._queues.clear()
 
-    async def _work(self, key: str, queue: asyncio.Queue[_Job]) -> None:
-        while True:
-            job = await queue.get()
-            try:
-                result = await run_command(job.argv, job.timeout)
-                self.results.append((key, result))
-                del self.results[:-self.max_results]
-                if job.on_done is not None:
-                    _safe(job.on_done, result)
-            finally:
-                queue.task_done()
+    # ------------------------------------------------------------------ internals
+    def _start(self, job: _Job) -> None:
+        job.started = time.monotonic()
+        try:
+            job.proc = subprocess.Popen(
+                job.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, start_new_session=True, close_fds=True, env=self.env)
+            job.pidfd = os.pidfd_open(job.proc.pid)
+        except OSError as exc:
+            if job.proc is not None:       # no pidfd (an old kernel): wait for it right here
+                job.proc.wait()
+                self._finish(job, job.proc.returncode, "")
+                return
+            self._finish(job, None, f"cannot run {job.argv[0] if job.argv else '?'}: "
+                                    f"{exc.strerror or exc}")
+            return
+        job.err_fd = job.proc.stderr.fileno()           # type: ignore[union-attr]
+        os.set_blocking(job.err_fd, False)
+        self._running.add(job)
+        self.loop.add_reader(job.err_fd, self._read_stderr, job)
+        self.loop.add_reader(job.pidfd, self._exited, job)
+        job.timer = self.loop.call_later(job.timeout, self._expired, job)
+
+    def _read_stderr(self, job: _Job) -> None:
+        try:
+            data = os.read(job.err_fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:                                   # EOF: the command closed it
+            self.loop.remove_reader(job.err_fd)
+            return
+        room = STDERR_KEEP - len(job.stderr)
+        if room > 0:
+            job.stderr += data[:room]
+
+    def _expired(self, job: _Job) -> None:
+        job.timed_out = True
+        _kill_group(job)
+
+    def _exited(self, job: _Job) -> None:
+        self._reap(job, wait=False)
+
+    def _reap(self, job: _Job, wait: bool) -> None:
+        proc = job.proc
+        assert proc is not None
+        if job not in self._running:
+            return
+        if wait:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=2.0)
+        elif proc.poll() is None:
+            return
+        self._running.discard(job)
+        if job.timer is not None:
+            job.timer.cancel()
+        self.loop.remove_reader(job.pidfd)
+        os.close(job.pidfd)
+        with contextlib.suppress(OSError):             # what is left in the pipe, unblocking
+            while len(job.stderr) < STDERR_KEEP:
+                data = os.read(job.err_fd, 4096)
+                if not data:
+                    break
+                job.stderr += data[:STDERR_KEEP - len(job.stderr)]
+        self.loop.remove_reader(job.err_fd)
+        proc.stderr.close()                            # type: ignore[union-attr]
+        if job.timed_out:
+            self._finish(job, None, f"timeout after {job.timeout:g}s", timed_out=True)
+        else:
+            self._finish(job, proc.returncode, "")
+
+    def _finish(self, job: _Job, rc: int | None, error: str, timed_out: bool = False) -> None:
+        result = Result(job.argv, rc, timed_out, time.monotonic() - job.started, error,
+                        job.stderr.decode("utf-8", "replace"))
+        if job.on_done is not None:
+            self.loop._call(job.on_done, (result,))
+        if job.key is not None:
+            queue = self._queues.get(job.key)
+            if queue and queue[0] is job:
+                queue.popleft()
+                if queue:
+                    self._start(queue[0])
+                else:
+                    del self._queues[job.key]
+
+
+def _kill_group(job: _Job) -> None:
+    if job.proc is None:
+        return
+    try:
+        os.killpg(job.proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:             # pragma: no cover - we start them ourselves
+        if exc.errno != errno.EPERM:
+            raise

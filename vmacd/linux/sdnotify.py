@@ -8,13 +8,24 @@ Sending never raises: a notification that cannot be delivered is logged once and
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
 from collections.abc import Mapping
 
+from vmacd.loop import Loop, Timer
+
 log = logging.getLogger("vmacd.sdnotify")
+
+
+class _Repeating:
+    """The handle of a repeating ping: cancel() stops whichever timer is armed now."""
+
+    def __init__(self, holder: list[Timer]) -> None:
+        self._holder = holder
+
+    def cancel(self) -> None:
+        self._holder[0].cancel()
 
 
 def socket_address(value: str) -> str | bytes:
@@ -92,17 +103,22 @@ class Notifier:
     def watchdog(self) -> bool:
         return self.notify(WATCHDOG=1)
 
-    async def run_watchdog(self) -> None:
-        """Ping WATCHDOG=1 from the event loop until cancelled (returns at once if no watchdog).
-
-        Pinging from the loop itself means a blocked loop stops the pings and systemd restarts us.
-        """
+    def run_watchdog(self, loop: Loop) -> Timer | None:
+        """Ping WATCHDOG=1 from `loop` every watchdog_interval() (None when there is no watchdog);
+        cancel the returned timer to stop. Pinging from the loop itself means a blocked loop stops
+        the pings, and systemd aborts and restarts us."""
         interval = self.watchdog_interval()
         if interval is None or not self.enabled:
-            return
-        while True:
+            return None
+        self.watchdog()
+        holder: list[Timer] = []
+
+        def ping() -> None:
             self.watchdog()
-            await asyncio.sleep(interval)
+            holder[0] = loop.call_later(interval, ping)
+
+        holder.append(loop.call_later(interval, ping))
+        return _Repeating(holder)
 
     def close(self) -> None:
         if self._sock is not None:
