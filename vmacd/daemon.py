@@ -303,16 +303,18 @@ class Daemon:
         self.shutdown_runners(list(self.runners.values()), "SIGTERM", self._after_stop)
 
     def _after_stop(self) -> None:
+        sets = [r.resources for r in self.runners.values()]
         for runner in list(self.runners.values()):
             self.remove_runner(runner)
-        longest = max((r.timeout for i in self.config.instances for r in i.resources), default=0.0)
+        longest = sum(r.timeout for i in self.config.instances for r in i.resources)
         deadline = self.loop.time() + longest + DRAIN_GRACE
 
         def drained() -> None:        # resource stop commands and the last notify run to the end
-            if self.procs.pending() and self.loop.time() < deadline:
+            busy = self.procs.pending() or any(s.busy for s in sets)
+            if busy and self.loop.time() < deadline:
                 self.loop.call_later(0.05, drained)
                 return
-            if self.procs.pending():
+            if busy:
                 log.warning("stop commands still running at exit: killed")
             self.loop.stop()
 

@@ -68,9 +68,13 @@ class Interfaces:
             self.retry()
 
     def _waiting_for(self) -> set[str]:
-        """The interfaces that waiting instances need."""
+        """The interfaces instances wait for: those of waiting instances, and those that exist
+        again as a new device under a running (faulted) instance."""
         cfg = self.d.config
-        return {cfg.instance(n).interface for n in self.d.waiting if n in cfg.instance_names}
+        names = {cfg.instance(n).interface for n in self.d.waiting if n in cfg.instance_names}
+        index_of = {name: idx for idx, name in self.watch.names.items()}
+        return names | {r.cfg.interface for r in self.d.runners.values()
+                        if index_of.get(r.cfg.interface, r.parent_index) != r.parent_index}
 
     def _link(self, ev: LinkChanged, created: set[str]) -> None:
         for runner in list(self.d.runners.values()):
@@ -107,6 +111,7 @@ class Interfaces:
         if d._stopping:
             return
         current = {link.name: link.index for link in self.links.links()}
+        addrs = self.links.addresses()
         todo = []
         history: dict[str, list] = {}
         for name, reason in list(d.waiting.items()):
@@ -116,7 +121,9 @@ class Interfaces:
                     history[name] = d.waiting_history.pop(name)
         for name, runner in list(d.runners.items()):
             idx = current.get(runner.cfg.interface)
-            if idx is not None and idx != runner.parent_index:
+            if (idx is not None and idx != runner.parent_index
+                    and self.links.primary_address(idx, runner.cfg.family, addrs) is not None):
+                # the old runner stays (in fault) until the new device can carry the instance
                 history[name] = list(runner.router.history)
                 d.remove_runner(runner)
                 todo.append(d.config.instance(name))

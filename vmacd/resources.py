@@ -48,6 +48,16 @@ def commands(res: model.Resource) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return res.start, res.stop
 
 
+class _Quiet:
+    """The events sink of a detached ResourceSet."""
+
+    def failed(self, resource: model.Resource, op: str, detail: str) -> None:
+        pass
+
+    def changed(self, resource: str, up: bool) -> None:
+        pass
+
+
 class ResourceSet:
     """The resources of one instance (see the module docstring)."""
 
@@ -119,10 +129,18 @@ class ResourceSet:
                              if self.state[r.name] == "stopped")
         self._next()
 
-    def close(self) -> None:
+    @property
+    def busy(self) -> bool:
+        """A command runs or is queued."""
+        return self._busy or bool(self._ops)
+
+    def detach(self) -> None:
+        """The instance is going away: monitors stop, queued starts are dropped, but queued stops
+        still run (a stopping daemon waits for them); nothing is reported any more."""
         for name in list(self._monitors):
             self._stop_monitor(name)
-        self._ops.clear()
+        self._ops = deque(op for op in self._ops if op[0] == "stop")
+        self.events = _Quiet()
 
     # ------------------------------------------------------------------ sequencing
     def _next(self) -> None:

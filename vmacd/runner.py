@@ -236,7 +236,7 @@ class Runner:
         self._cancel()
         if self._refresh is not None:
             self._refresh.cancel()
-        self.resources.close()
+        self.resources.detach()
         d = self.d
         if d.guardian is not None:
             d.guardian.disown(self.sender.ifindex, self.cfg.name)

@@ -89,7 +89,8 @@ def test_rfc_checksum_is_refused_by_default_keepalived(lab, routers) -> None:
     wait_until(lambda: log_lines(ka, r"\(VI_51\) Invalid VRRPv3 checksum"), 3.0,
                what="keepalived's checksum refusal in its log")
     # vmacd, master, keeps hearing keepalived's (valid, pseudo-header) adverts from a second master
-    wait_until(lambda: metric(metrics(lb, "r1"), "vmacd_dual_master_total") >= 3, 3.0,
+    # that does not yield: one conflict, counted once and logged
+    wait_until(lambda: metric(metrics(lb, "r1"), "vmacd_dual_master_total") >= 1, 3.0,
                what="vmacd to count keepalived as a second master")
     assert metric(metrics(lb, "r1"), "vmacd_checksum_variant_total", variant="pseudo-header") >= 3
     stays([(vm, "master"), (ka, "master")], 0.3)

@@ -10,7 +10,7 @@ import sys
 import nsutil
 import pytest
 
-from vmacd.linux import netlink
+from vmacd.linux import links as netlink
 from vmacd.linux.nft import AcceptModeFilter, OwnerFilter
 
 
@@ -28,7 +28,7 @@ def _vmacd(ns: str, *argv: str) -> subprocess.CompletedProcess:
 def test_cleanup_removes_leftovers_and_keeps_the_operators(box, tmp_path):
     n, r1 = box
     with nsutil.entered(r1):
-        vm = netlink.VmacManager()
+        vm = netlink.Links()
         try:
             v = vm.create("lan", "eth0", 51, 4, mode="bridge")
             vm.claim(v, ["192.0.2.254/24"])                       # left UP with the VIP

@@ -1,8 +1,8 @@
-"""vmacd.linux.netlink + sysctl in real namespaces: vMAC creation, claim/release, backup silence,
-crash leftovers, link watch. Kernel state is read back with `ip` (not with the code under test)."""
+"""vmacd.linux.links + rtnl + sysctl in real namespaces: vMAC creation, claim/release, backup
+silence, crash leftovers, link watch. Kernel state is read back with `ip` (not with the code under
+test)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -14,8 +14,10 @@ import time
 import nsutil
 import pytest
 
-from vmacd.linux import netlink, sysctl
+from vmacd.linux import links as netlink
+from vmacd.linux import sysctl
 from vmacd.linux.link import PacketSender
+from vmacd.loop import Loop
 
 VRID = 51
 VMAC4 = "00:00:5e:00:01:33"
@@ -33,7 +35,7 @@ def lab():
 def mgr(lab):
     _, r1, _ = lab
     with nsutil.entered(r1):
-        m = netlink.VmacManager()
+        m = netlink.Links()
     try:
         yield m
     finally:
@@ -82,7 +84,7 @@ def test_create_makes_silent_down_macvlan(lab, mgr, family, mac):
     info = link_json(n, r1, v.ifname)
     assert v.ifname == f"vmac51.{family}" and info["address"] == mac
     assert info["linkinfo"]["info_kind"] == "macvlan"
-    assert info["linkinfo"]["info_data"]["mode"] == "private"
+    assert info["linkinfo"]["info_data"]["mode"] == "bridge"         # the default, as config
     assert info["ifalias"] == "vmacd:lan"
     assert "UP" not in info["flags"]
     assert info["inet6_addr_gen_mode"] == "none"
@@ -111,6 +113,8 @@ def test_bridge_mode_and_errors(lab, mgr):
             mgr.create("x", "nope0", 1, 4)
         with pytest.raises(netlink.LinkError, match="mode must be one of"):
             mgr.create("x", "eth0", 1, 4, mode="vepa")
+        p = mgr.create("p", "eth0", 8, 4, mode="private", ifname="p.8.4")
+        assert link_json(n, r1, p.ifname)["linkinfo"]["info_data"]["mode"] == "private"
         n.ip(r1, "link", "add", "vmac9.4", "link", "eth0", "type", "macvlan")
         with pytest.raises(netlink.LinkError, match="not made by vmacd"):
             mgr.create("x", "eth0", 9, 4)
@@ -229,8 +233,8 @@ def test_sysctl_guard_sets_and_restores(lab):
 
 CRASHER = """
 import sys, time
-from vmacd.linux import netlink
-m = netlink.VmacManager()
+from vmacd.linux import links
+m = links.Links()
 lan = m.create("lan", "eth0", 51, 4); m.claim(lan, ["192.0.2.254/24"])
 old = m.create("old", "eth0", 52, 4); m.claim(old, ["192.0.2.253/24"])
 m.claim(m.ifindex("eth0"), ["203.0.113.9/24"])
@@ -251,7 +255,7 @@ def test_adopt_or_clean_after_sigkill(lab):
         proc.wait()
     assert "192.0.2.254/24" in addrs(n, r1, "vmac51.4")            # the crash left it all up
     with nsutil.entered(r1):
-        m = netlink.VmacManager()
+        m = netlink.Links()
         done = m.adopt_or_clean(keep={"lan"})
         m.close()
     got = {(d.kind, d.ifname, d.action, d.address) for d in done}
@@ -268,39 +272,41 @@ def test_link_watch_events_and_backup_vmac_not_raised(lab, mgr):
     n, r1, r2 = lab
     with nsutil.entered(r1):
         v = mgr.create("lan", "eth0", VRID, 4)
-        watcher = netlink.LinkWatcher()
+        watcher = netlink.LinkWatcher(mgr)
     events: list[netlink.LinkChanged] = []
+    loop = Loop()
 
-    async def main():
-        loop = asyncio.get_running_loop()
-        changed = asyncio.Queue()
+    def on_read():
+        for e in watcher.read():
+            if isinstance(e, netlink.LinkChanged):        # (address changes come too)
+                events.append(e)
 
-        def on_read():
-            for e in watcher.read():
-                if isinstance(e, netlink.LinkChanged):    # (address changes come too)
-                    events.append(e)
-                    changed.put_nowait(e)
+    def expect(up: bool) -> float:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            loop.run_once(max_wait=0.05)
+            found = [e for e in events if e.ifname == "eth0"]
+            if found:
+                events.clear()
+                assert found[-1].up is up
+                return time.monotonic()
+        raise AssertionError(f"no eth0 {'up' if up else 'down'} event")
 
-        async def expect(up):
-            while True:
-                e = await asyncio.wait_for(changed.get(), 3)
-                if e.ifname == "eth0":
-                    assert e.up is up
-                    return time.monotonic()
-        loop.add_reader(watcher.fileno(), on_read)
-        t0 = time.monotonic()
-        n.ip(r1, "link", "set", "eth0", "down")          # admin: immediate
-        assert await expect(False) - t0 < 0.2
-        n.ip(r1, "link", "set", "eth0", "up")
-        await expect(True)
-        n.ip(r2, "link", "set", "eth0", "down")          # carrier loss seen from r1
-        await expect(False)
-        n.ip(r2, "link", "set", "eth0", "up")
-        await expect(True)
-        loop.remove_reader(watcher.fileno())
-    asyncio.run(main())
+    loop.add_reader(watcher.fileno(), on_read)
+    seen: list[netlink.LinkChanged] = []
+    t0 = time.monotonic()
+    n.ip(r1, "link", "set", "eth0", "down")          # admin: immediate
+    assert expect(False) - t0 < 0.2
+    n.ip(r1, "link", "set", "eth0", "up")
+    expect(True)
+    n.ip(r2, "link", "set", "eth0", "down")          # carrier loss seen from r1
+    expect(False)
+    n.ip(r2, "link", "set", "eth0", "up")
+    expect(True)
+    loop.remove_reader(watcher.fileno())
+    loop.close()
     watcher.close()
-    assert all(not e.up for e in events if e.ifname == v.ifname)
+    assert all(not e.up for e in seen + events if e.ifname == v.ifname)
     assert "UP" not in link_json(n, r1, v.ifname)["flags"]
 
 
@@ -309,7 +315,7 @@ def test_link_watch_reports_address_changes_and_counts_overruns(lab):
     falls behind loses notifications (ENOBUFS), counts it, and the caller re-reads the links."""
     n, r1, _r2 = lab
     with nsutil.entered(r1):
-        watcher = netlink.LinkWatcher()
+        watcher = netlink.LinkWatcher(netlink.Links())
     eth0 = int(json.loads(n.ip(r1, "-j", "link", "show", "eth0"))[0]["ifindex"])
     try:
         n.ip(r1, "addr", "add", "198.51.100.7/24", "dev", "eth0")
@@ -317,7 +323,7 @@ def test_link_watch_reports_address_changes_and_counts_overruns(lab):
         time.sleep(0.1)
         assert [e for e in watcher.read() if isinstance(e, netlink.AddressesChanged)] == \
             [netlink.AddressesChanged(eth0)]
-        watcher.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)   # the kernel's minimum
+        watcher.nl.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)   # the kernel's minimum
         script = "".join(f"addr add 198.51.100.{i}/24 dev eth0\n" for i in range(10, 200))
         subprocess.run(["ip", "-n", r1, "-batch", "-"], input=script, text=True, check=True)
         watcher.read()

@@ -11,7 +11,8 @@ import time
 import nsutil
 import pytest
 
-from vmacd.linux import netlink, sysctl
+from vmacd.linux import links as netlink
+from vmacd.linux import sysctl
 from vmacd.linux.nft import AcceptModeFilter, NftError
 
 
@@ -21,7 +22,7 @@ def lab():
         n.ip(r1, "addr", "add", "2001:db8::1/64", "dev", "eth0", "nodad")
         n.ip(r2, "addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad")
         with nsutil.entered(r1):
-            mgr = netlink.VmacManager()
+            mgr = netlink.Links()
             guard = sysctl.SysctlGuard()
             guard.configure_parent("eth0")
             v4 = mgr.create("lan", "eth0", 51, 4)

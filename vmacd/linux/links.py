@@ -252,10 +252,13 @@ class Links:
         reqs += [self._vip_request(False, idx, vip) for vip in drop]
         _check(self.nl.call(reqs), ignore=(errno.EEXIST,) + _GONE)
 
-    def release(self, target: Vmac | int, vips: Sequence[str]) -> None:
-        """Leave master: take the vMAC down (a Vmac) and remove the VIPs, in one batch. A device
-        that went away with its parent is released enough."""
+    def release(self, target: Vmac | int, vips: Sequence[str] | None = None) -> None:
+        """Leave master: take the vMAC down (a Vmac) and remove the VIPs, in one batch (`vips`
+        None: every VIP vmacd added there). A device that went away with its parent is released
+        enough."""
         idx = target.ifindex if isinstance(target, Vmac) else target
+        if vips is None:
+            vips = self.vips(idx)
         reqs = [rtnl.set_link_up(idx, False)] if isinstance(target, Vmac) else []
         reqs += [self._vip_request(False, idx, vip) for vip in vips]
         _check(self.nl.call(reqs), ignore=_GONE)

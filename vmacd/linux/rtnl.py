@@ -251,6 +251,8 @@ class Rtnl:
     def call(self, requests: Sequence[Request]) -> list[list[tuple[int, memoryview]] | NetlinkError]:
         """Send every request in one sendmsg(); return, per request, its reply messages as
         (message type, body after nlmsghdr) pairs, or its NetlinkError."""
+        if not requests:
+            return []
         base = self._seq + 1
         out: list[bytes] = []
         for i, req in enumerate(requests):

@@ -77,9 +77,9 @@ class Vmacd(NotifyFifo, Router):
                       f'command = ["/usr/bin/test", "-e", "{c.track["file"]}"]',
                       f'interval = "{c.track.get("interval_ms", 200)}ms"', 'timeout = "1s"',
                       "rise = 1", "fall = 1"]
-        for name, res in resources.items():
-            lines += ["", f"[resource.{name}]", f"start = {json.dumps(res['start'])}",
-                      f"stop = {json.dumps(res['stop'])}", f'timeout = "{res.get("timeout", "5s")}"']
+        for name, res in resources.items():      # every key as given (lists, strings, numbers)
+            lines += ["", f"[resource.{name}]"]
+            lines += [f"{key} = {json.dumps(val)}" for key, val in {"timeout": "5s", **res}.items()]
         if isinstance(auth, dict):
             lines += ["", "[auth.lab]", f'type = "{auth["type"]}"']
             if auth.get("key") is not None:
