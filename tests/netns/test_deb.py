@@ -253,7 +253,6 @@ def test_systemd_unit_enabled_but_started_only_with_a_valid_config(sandbox):
     assert sandbox["installed"]["check"]["rc"] == 1
     assert "at least one [[instance]] is required" in sandbox["installed"]["check"]["stderr"]
     assert sandbox["installed"]["wants_link"] == "/lib/systemd/system/vmacd.service"
-    assert "preset vmacd.service" in " ".join(sandbox["install_systemctl"])
     assert not [c for c in sandbox["install_systemctl"] if re.search(r"\b(start|restart)\b", c)]
     assert "vmacd.service was not started" in sandbox["install"]["stderr"]
     # upgrade with a valid config: a running daemon is restarted, a stopped one left stopped
