@@ -117,7 +117,9 @@ def installed_facts() -> dict:
         "check": run("/usr/bin/vmacd", "check", "--no-preflight", "-c", "/etc/vmacd/vmacd.toml"),
         "ctl": run("/usr/bin/vmacctl", "-s", "/run/sandbox/none.sock", "status"),
         "lab": run("/usr/bin/python3", "-I", "-c", "from vmaclab.topology import builtin_dir, resolve; "
-                   "print(builtin_dir()); print(sorted(resolve('pair').nodes))"),
+                   "from vmaclab.cli import SCENARIO_DIR; print(builtin_dir()); print(SCENARIO_DIR); "
+                   "print(sorted(resolve('pair').nodes))"),
+        "lab_help": run("/usr/bin/vmac-lab", "--help"),
     }
 
 

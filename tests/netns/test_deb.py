@@ -228,8 +228,9 @@ def test_install_upgrade_purge_succeed_and_leave_nothing(sandbox):
     got = sandbox["installed"]
     assert got["version"]["stdout"].startswith("vmacd ") and got["version"]["rc"] == 0, got["version"]
     assert got["ctl"]["rc"] == 2 and "cannot reach vmacd" in got["ctl"]["stderr"], got["ctl"]
-    assert got["lab"]["stdout"].splitlines() == ["/usr/share/vmacd-lab/topologies", "['c1', 'r1', 'r2']"], \
-        got["lab"]
+    assert got["lab"]["stdout"].splitlines() == ["/usr/share/vmacd-lab/topologies", "/usr/share/vmacd-lab/scenarios",
+                                                 "['c1', 'r1', 'r2']"], got["lab"]
+    assert got["lab_help"]["rc"] == 0 and "usage: vmac-lab" in got["lab_help"]["stdout"], got["lab_help"]
     assert "vmacd/__pycache__" in got["bytecode"] and "vmaclab/__pycache__" in got["bytecode"]
     assert got["conffiles"].split()[0] == "/etc/vmacd/vmacd.toml"
     assert [p for p, there in sandbox["after_purge"].items() if there] == []
