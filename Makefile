@@ -5,7 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # what the lab and the demo need; the suite and the benchmarks add the reference implementations
 APT_LAB := iproute2 nftables iputils-arping procps psmisc python3-venv
-APT_PKGS := $(APT_LAB) keepalived frr tcpdump iputils-ping prometheus curl
+# make deb builds with dpkg-deb and checks with lintian; tests/netns/test_deb.py also installs the
+# packages (in a sandbox), which needs their dependencies on the host
+APT_DEB := dpkg-dev lintian
+APT_DEB_DEPS := python3-netifaces python3-scapy
+APT_PKGS := $(APT_LAB) keepalived frr tcpdump iputils-ping prometheus curl $(APT_DEB) $(APT_DEB_DEPS)
 # CI runs the full simulation budget; a developer can lower it: make test SIM_EXAMPLES=200
 SIM_EXAMPLES ?= 2000
 PYTEST_ARGS ?=
@@ -71,8 +75,11 @@ lint: venv
 	$(PY) -m pip install -q ruff
 	$(VENV)/bin/ruff check vmacd netns-lab tests
 
-deb: venv
-	bash appliance/debian/build-deb.sh dist
+# dist/vmacd_VERSION_all.deb (daemon) and dist/vmacd-lab_VERSION_all.deb (lab), then lintian
+deb:
+	$(call apt_install,$(APT_DEB))
+	debs=$$(bash appliance/debian/build-deb.sh dist) && echo "$$debs" && \
+	  lintian --fail-on error --tag-display-limit 0 $$debs
 
 clean:
 	-$(VENV)/bin/vmac-lab down --all 2>/dev/null

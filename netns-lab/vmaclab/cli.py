@@ -10,11 +10,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import data_dir
 from .lab import Lab, cleanup, cleanup_all_lab_prefixes, list_labs
 from .topology import resolve
 from .util import check_prefix
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = data_dir("scenarios")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("up", help="build a topology")
-    p.add_argument("topo", help="name under netns-lab/topologies or a path")
+    p.add_argument("topo", help="a bundled topology (pair, trio, twolan) or a path")
     p.add_argument("--prefix", help="per-run prefix, vl + 5 hex + '-' (default: random)")
     p.add_argument("--wait", action="store_true", help="stay in the foreground, tear down on signal")
     p.set_defaults(func=cmd_up)
@@ -140,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func in (("run", cmd_run), ("demo", cmd_demo)):
         p = sub.add_parser(name, help=f"{name} a failover scenario")
         if name == "run":
-            p.add_argument("scenario", help="name under netns-lab/scenarios or a path")
+            p.add_argument("scenario", help="a bundled scenario (demo, pair-crash) or a path")
         p.add_argument("--event")
         p.add_argument("--advert")
         p.add_argument("--impl", default="vmacd" if name == "demo" else None)

@@ -17,6 +17,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import data_dir
+
 KINDS = ("router", "client", "attacker")
 _HOST_BASE = {"router": 10, "client": 100, "attacker": 200}
 _V4_POOL = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
@@ -168,8 +170,8 @@ def _check_name(name: str, what: str, maxlen: int) -> None:
 
 
 def builtin_dir() -> Path:
-    """Directory holding the bundled topologies (netns-lab/topologies)."""
-    return Path(__file__).resolve().parent.parent / "topologies"
+    """Directory holding the bundled topologies (netns-lab/topologies, or the package's copy)."""
+    return data_dir("topologies")
 
 
 def resolve(name_or_path: str | Path) -> Topology:

@@ -1,16 +1,15 @@
 """appliance/: systemd unit, sysctl.d, Prometheus rules (promtool), Grafana dashboard, notify
-script, and the .deb built by appliance/debian/build-deb.sh (`make deb`)."""
+script, and the man pages of the Debian packages (the packages themselves: tests/netns/test_deb.py)."""
 from __future__ import annotations
 
+import argparse
 import configparser
+import importlib
 import json
-import os
 import pathlib
 import re
 import shutil
 import subprocess
-import sys
-import tempfile
 
 import pytest
 
@@ -171,47 +170,53 @@ def test_notify_example_takes_keepalived_arguments(args, rc):
     assert p.returncode == rc, p.stderr
 
 
-# ---------------------------------------------------------------- the .deb
+# ---------------------------------------------------------------- man pages (.deb: tests/netns/test_deb.py)
+
+MAN = APPLIANCE / "debian" / "man"
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="no dpkg-deb")
-def test_make_deb_builds_a_sane_package():
-    out = tempfile.mkdtemp(prefix="vmacd-deb-out-")
-    try:
-        p = run(["bash", str(APPLIANCE / "debian" / "build-deb.sh"), out], capture_output=True,
-                           text=True, timeout=600, env=dict(os.environ, PYTHON=sys.executable))
-        assert p.returncode == 0, p.stderr[-3000:]
-        deb = pathlib.Path(p.stdout.strip().splitlines()[-1])
-        assert deb.is_file() and deb.name.startswith("vmacd_")
-        info = subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, text=True, check=True).stdout
-        assert "Package: vmacd" in info and "Depends: python3 (>= 3.11)" in info
-        for script in ("postinst", "prerm", "postrm"):
-            assert script in info
-        contents = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True,
-                                  check=True).stdout
-        for path in ("./usr/bin/vmacd", "./usr/bin/vmacctl", "./usr/bin/vmac-lab",
-                     "./lib/systemd/system/vmacd.service", "./usr/lib/sysctl.d/90-vmacd.conf",
-                     "./usr/share/vmacd/prometheus/vmacd.rules.yml", "./usr/share/vmacd/grafana/vmacd.json",
-                     "./usr/lib/vmacd/vmacd/control/server.py", "./usr/lib/vmacd/pyroute2/",
-                     "./usr/lib/vmacd/prometheus_client/", "./usr/lib/vmacd/cryptography/"):
-            assert f" {path}" in contents or f"{path}\n" in contents, path
-        assert "__pycache__" not in contents and "/.venv/" not in contents
-        # chroot-free install check: unpack and run the entry points with Debian's python3
-        tree = pathlib.Path(out) / "tree"
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
-        v = run([str(tree / "usr/bin/vmacd"), "--version"], capture_output=True, text=True, timeout=60)
-        assert v.returncode == 0 and v.stdout.strip().startswith("vmacd "), v.stderr
-        c = run([str(tree / "usr/bin/vmacctl"), "-s", str(tree / "none.sock"), "status"],
-                           capture_output=True, text=True, timeout=60)
-        assert c.returncode == 2 and "cannot reach vmacd" in c.stderr
-        imp = run(["/usr/bin/python3", "-I", "-c",
-                              ("import sys; sys.path.insert(0, sys.argv[1]); import vmacd.control.metrics, "
-                               "pyroute2, cryptography.hazmat.primitives.hmac, netifaces; print(vmacd.__file__)"),
-                              str(tree / "usr/lib/vmacd")], capture_output=True, text=True, timeout=60)
-        assert imp.returncode == 0, imp.stderr
-        assert imp.stdout.strip().startswith(str(tree)), "vendored vmacd, not the dev tree"
-        dry = run(["dpkg", "--dry-run", "-i", str(deb)], capture_output=True, text=True, timeout=120)
-        assert dry.returncode == 0, dry.stdout + dry.stderr
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+def man_text(page: str) -> str:
+    """The page's source with roff's escaped hyphens plain."""
+    return (MAN / page).read_text().replace("\\-", "-")
+
+
+def cli_words(parser: argparse.ArgumentParser) -> tuple[set[str], set[str]]:
+    """(subcommand names, long options) of a parser and all its subparsers."""
+    commands, options = set(), set()
+    for action in parser._actions:
+        options |= {o for o in action.option_strings if o.startswith("--")}
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                commands.add(name)
+                c, o = cli_words(sub)
+                commands |= c
+                options |= o
+    return commands, options
+
+
+@pytest.mark.parametrize("page, build", [
+    ("vmacd.8", "vmacd.cli.main"), ("vmacctl.8", "vmacd.cli.ctl"), ("vmac-lab.8", "vmaclab.cli")])
+def test_man_page_documents_exactly_the_cli(page, build):
+    commands, options = cli_words(importlib.import_module(build).build_parser())
+    text = man_text(page)
+    documented = set(re.findall(r"(?<![\\w-])--[a-z][a-z-]*", text))
+    assert documented == options, f"{page}: missing {options - documented}, unknown {documented - options}"
+    for name in commands:
+        heading = re.search(rf"^\.(B|TP|BR) .*\b{re.escape(name)}\b", text, re.MULTILINE)
+        assert heading or f"\\fB{name}\\fP" in text, f"{page}: command {name} not documented"
+
+
+def test_config_man_page_documents_every_key():
+    from vmacd.config import instance, load
+
+    sections = dict(re.findall(r"^\.SH (\S+)\n(.*?)(?=^\.SH |\Z)", man_text("vmacd.toml.5"),
+                               re.MULTILINE | re.DOTALL))
+    tables = {"[global]": load.GLOBAL_KEYS, "[auth.NAME]": load.AUTH_KEYS,
+              "[[instance]]": instance.INSTANCE_KEYS,
+              "[track_script.NAME]": load.SCRIPT_KEYS, "[resource.NAME]": load.RESOURCE_KEYS,
+              "[sync_group.NAME]": ("instances",)}
+    for table, keys in tables.items():
+        assert table in sections, f"no section {table}"
+        entries = re.findall(r"^\.TP\n(.*)$", sections[table], re.MULTILINE)     # the tagged paragraphs' tags
+        words = set(re.findall(r"[a-z_0-9]+", " ".join(entries)))
+        assert set(keys) <= words, f"{table}: keys without an entry: {set(keys) - words}"

@@ -201,7 +201,8 @@ def _sysctls(inst: model.Instance, at: str, system: System) -> list[Finding]:
         return max(vals) if vals else None
 
     out = []
-    note = "vmacd sets it at run time; make it permanent with appliance/sysctl.d"
+    note = ("vmacd sets it at run time; to set it for good see the sysctl.d example "
+            "(appliance/sysctl.d, or /usr/share/doc/vmacd/examples/sysctl.d from the Debian package)")
     ignore, announce, rp = effective("arp_ignore"), effective("arp_announce"), effective("rp_filter")
     if ignore is not None and ignore < WANT_ARP_IGNORE:
         out.append(Finding(WARNING, f"{at}.interface", f"arp_ignore on {inst.interface} is {ignore}: the "
