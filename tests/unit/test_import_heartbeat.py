@@ -8,12 +8,14 @@ import ipaddress
 import os
 import pathlib
 import stat
+import subprocess
 from dataclasses import dataclass, field
 
 import pytest
 
 from vmacd.cli import check, importers
 from vmacd.config.emit import dumps
+from vmacd.config.import_haresources import mail_script, parse_haresources
 from vmacd.config.import_heartbeat import import_heartbeat, read_dir
 from vmacd.config.importing import PLACEHOLDER_IFACE, Service, Unusable
 from vmacd.config.load import load, load_text
@@ -263,6 +265,29 @@ def test_mailto_becomes_a_notify_script(tmp_path):
     [script] = result.files
     assert inst.notify == script.path == str(tmp_path / "mailto-ha1.sh") and script.mode == 0o755
     assert "/usr/bin/mail -s web\": $what on $(uname -n)\" -- ops@example.com root" in script.content
+
+
+def test_the_mailto_script_mails_takeover_and_release(tmp_path):
+    """Run the generated script as vmacd would, with a mail command that records its call."""
+    fake = tmp_path / "mail"
+    fake.write_text('#!/bin/sh\nprintf "%s|" "$@" >> "$0.calls"\necho >> "$0.calls"\n'
+                    'cat >> "$0.calls"\n')
+    fake.chmod(0o755)
+    group = parse_haresources([(3, ["a", "192.0.2.254", "MailTo::ops@example.com,root::web it's"])],
+                              FakeBox(), [])[0]
+    script = mail_script(group, "ha1", str(tmp_path / "mailto-ha1.sh"), mail=str(fake))
+    path = pathlib.Path(script.path)
+    path.write_text(script.content)
+    path.chmod(script.mode)
+    host = os.uname().nodename
+    subprocess.run([str(path), "INSTANCE", "ha1", "MASTER", "150"], check=True, timeout=10)
+    subprocess.run([str(path), "INSTANCE", "ha1", "FAULT", "0"], check=True, timeout=10)
+    assert (tmp_path / "mail.calls").read_text().splitlines() == [
+        f"-s|web it's: takeover on {host}|--|ops@example.com|root|",
+        f"INSTANCE ha1 on {host}: MASTER, priority 150",
+        f"-s|web it's: not master (FAULT) on {host}|--|ops@example.com|root|",
+        f"INSTANCE ha1 on {host}: FAULT, priority 0",
+    ]
 
 
 def test_auto_failback_off_and_legacy(tmp_path):

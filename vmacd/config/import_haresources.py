@@ -231,21 +231,21 @@ def _missing(name: str, where: str, box: Box) -> str:
     return text + f": change the start, stop and monitor commands of [resource.{safe_name(name)}]"
 
 
-def mail_script(group: Group, instance: str, path: str) -> GeneratedFile:
+def mail_script(group: Group, instance: str, path: str, mail: str = MAIL) -> GeneratedFile:
     """A notify script mailing what Heartbeat's MailTo mailed: takeover and release."""
     tos = " ".join(shlex.quote(a) for addrs, _ in group.mail for a in addrs.split(",") if a)
     subject = shlex.quote(group.mail[0][1])
     text = f"""#!/bin/sh
 # vmacd notify script for instance {instance}, translated from Heartbeat's MailTo
 # (haresources line {group.lineno}). vmacd runs it as: SCRIPT TYPE NAME STATE PRIORITY
-# on every state change; it mails as MailTo did on takeover and release. Needs {MAIL}
+# on every state change; it mails as MailTo did on takeover and release. Needs {mail}
 # (apt-get install bsd-mailx).
 case "$3" in
     MASTER) what="takeover" ;;
     *) what="not master ($3)" ;;
 esac
 printf '%s %s on %s: %s, priority %s\\n' "$1" "$2" "$(uname -n)" "$3" "$4" |
-    {MAIL} -s {subject}": $what on $(uname -n)" -- {tos}
+    {mail} -s {subject}": $what on $(uname -n)" -- {tos}
 """
     return GeneratedFile(path, text, 0o755, f"notify script (MailTo) of instance {instance}")
 

@@ -6,6 +6,12 @@ sees every line that did not make it, on stderr.
 
 Defaults that differ: keepalived uses VRRPv2 (`vrrp_version 2`) and no vMAC unless `use_vmac`;
 the output states `version` and `vmac` explicitly so behaviour does not change by accident.
+Accept mode is keepalived's default as it is vmacd's; `vrrp_strict` and `no_accept` turn it off.
+
+Commands: `notify_master/backup/fault/stop` (of an instance, or of a sync group, given to its
+first member) keep their names as argv keys; the generic `notify` keeps vmacd's `notify` (the same
+`TYPE NAME STATE PRIORITY` arguments). A script string with shell syntax (keepalived 1.x ran
+scripts through /bin/sh) becomes `/bin/sh -c STRING`, with a note; a plain one is split in words.
 """
 from __future__ import annotations
 
