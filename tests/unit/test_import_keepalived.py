@@ -81,6 +81,7 @@ def test_cli(capsys):
     cap = capsys.readouterr()
     load_text(cap.out, "stdout.toml")
     assert "note: line 78: virtual_server" in cap.err
+    assert "note: the key is inline: save the config with mode 0600" in cap.err
 
 
 def test_notify_scripts_keep_their_keys_and_groups_give_theirs_to_the_first_member():

@@ -397,4 +397,3 @@ def _auth(out: dict[str, Any], auth: dict[str, str], version: int, where: str, c
         key = key.encode()[:8].decode(errors="ignore")
     ctx.auth[out["name"]] = {"type": kind, "key": key}
     out["auth"] = out["name"]
-    ctx.notes.append(f"{where}: the key is inline; keep the config mode 0600 or move it to a key_file")
