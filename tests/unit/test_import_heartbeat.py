@@ -191,14 +191,14 @@ def test_bcast_on_the_vip_lan_says_so(tmp_path):
 # ------------------------------------------------------------------ addresses
 def test_address_spec_interface_and_prefix_win_and_a_mismatch_is_noted(tmp_path):
     d = make_dir(tmp_path, "node a\n", None,
-                 "a IPaddr2::192.0.2.10/25/eth1 IPaddr::203.0.113.5 IPaddr::192.0.2.11\n")
+                 "a IPaddr2::192.0.2.10/25/eth1:0 IPaddr::203.0.113.5 IPaddr::192.0.2.11\n")
     cfg, result = translate(d, box=FakeBox())
     first, second, eth0 = cfg.instances
     assert (first.interface, [str(v) for v in first.virtual_ips]) == ("eth1", ["192.0.2.10/25"])
     assert second.name == "ha1-CHANGE-ME" and second.interface == PLACEHOLDER_IFACE
     assert cfg.instances[0].sync_group.instances == ("ha1", "ha1-CHANGE-ME", "ha1-eth0")
     assert eth0.name == "ha1-eth0" and [str(v) for v in eth0.virtual_ips] == ["192.0.2.11/24"]
-    noted(result, "IPaddr2::192.0.2.10/25/eth1: the spec names eth1, but on this box 192.0.2.10 lies "
+    noted(result, "IPaddr2::192.0.2.10/25/eth1:0: the spec names eth1, but on this box 192.0.2.10 lies "
                   "in the subnet of eth0 (192.0.2.0/24); eth1 kept",
           "IPaddr::203.0.113.5: interface \"CHANGE-ME\" written (no interface on this box has an "
           "address in a subnet holding 203.0.113.5)",

@@ -108,7 +108,7 @@ def _vip(spec: str, where: str, notes: list[str], agent: bool) -> Vip | None:
             notes.append(f"{where}: unreadable prefix length {parts[1]!r}; taken from the LAN")
         else:
             prefix = int(parts[1])
-    iface = parts[2] if len(parts) > 2 and parts[2] else None
+    iface = parts[2].split(":", 1)[0] if len(parts) > 2 and parts[2] else None   # eth0:0 -> eth0
     if len(parts) > 3:
         notes.append(f"{where}: broadcast/label fields are not needed and not translated")
     if not agent and iface:
