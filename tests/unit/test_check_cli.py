@@ -103,3 +103,44 @@ def test_dispatch_through_vmacd_main(capsys):
     assert main(["check", "--no-preflight", "-c", str(APPLIANCE)]) == 0
     assert "ok: node r1" in capsys.readouterr().out
     assert main(["check", "-c", "/nonexistent/vmacd.toml"]) == 2
+
+
+def test_a_key_problem_does_not_hide_the_other_findings(tmp_path, capsys, no_system):
+    """The importer's inline key saved under umask 022: the mode is one error among the others."""
+    path = tmp_path / "vmacd.toml"
+    path.write_text(GOOD.replace('[[instance]]', '[auth.hb]\ntype = "hmac-sha256"\n'
+                                                 'key = "0123456789abcdef"\n[[instance]]')
+                    + 'auth = "hb"\n')
+    path.chmod(0o644)
+    no_system.append(Finding(ERROR, "resource.httpd.start", "service httpd does not exist on this box"))
+    no_system.append(Finding(WARNING, "instance[lan].interface", "eth1 has no carrier"))
+    assert run("-c", str(path)) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        (f"{path}: auth.hb.key: error: inline key in a world-readable file (mode 0644); chmod o-r "
+         "the config (chmod 600) or use key_file"),
+        f"{path}: resource.httpd.start: error: service httpd does not exist on this box",
+        f"{path}: instance[lan].interface: warning: eth1 has no carrier",
+        f"{path}: preflight failed: 2 error(s)",
+    ]
+
+
+def test_a_missing_key_file_is_reported_with_the_config_errors(tmp_path, capsys):
+    path = tmp_path / "vmacd.toml"
+    path.write_text(GOOD.replace('[[instance]]', '[auth.hb]\ntype = "hmac-sha256"\n'
+                                                 'key_file = "hb.key"\n[[instance]]')
+                    + 'auth = "hb"\npriority = 0\n')
+    assert run("-c", str(path)) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{path}: instance[lan].priority: must be 1..255, got 0")
+    assert err[1:] == [f'{path}: auth.hb.key_file: cannot read "{tmp_path}/hb.key": No such file or directory',
+                       f"{path}: invalid: 2 error(s)"]
+
+
+def test_no_preflight_still_gives_the_config_warnings(tmp_path, capsys):
+    path = tmp_path / "vmacd.toml"
+    path.write_text(GOOD + 'accept = false\nresources = ["r"]\n[resource.r]\nstart = ["/nonexistent"]\n'
+                           'stop = ["/nonexistent"]\n')
+    assert run("--no-preflight", "-c", str(path)) == 0      # commands are the target box's business
+    cap = capsys.readouterr()
+    assert cap.err.startswith(f"{path}: instance[lan].accept: warning: false: as master this router drops")
+    assert "(preflight skipped)" in cap.out

@@ -483,3 +483,50 @@ virtual_ips = ["192.0.2.253/24"]
     got = [str(i) for i in err.value.errors]
     assert any("instance[lan].name: duplicate name" in g for g in got), got
     assert any("instance[lan].vrid: eth1 already has VRID 51" in g for g in got), got
+
+
+def test_file_problems_can_be_collected_without_stopping_the_load(tmp_path):
+    """`vmacd check` asks for key-file and mode problems apart, so they hide nothing else."""
+    key = tmp_path / "lan.key"
+    key.write_bytes(b"0123456789abcdef0123")
+    key.chmod(0o644)
+    cfg = tmp_path / "vmacd.toml"
+    cfg.write_text(auth_cfg('type = "hmac-sha256"\nkey_file = "lan.key"') +
+                   '[auth.b]\ntype = "hmac-sha256"\nkey_file = "/nonexistent/k"\n'
+                   '[auth.c]\ntype = "hmac-sha256"\nkey = "0123456789abcdef"\n')
+    os.chmod(cfg, 0o644)
+    found: list = []
+    config = load(str(cfg), file_issues=found)
+    assert [str(i) for i in found] == [
+        f'{cfg}: auth.a.key_file: "{key}" is world-readable or -writable (mode 0644); chmod 600 it',
+        f'{cfg}: auth.b.key_file: cannot read "/nonexistent/k": No such file or directory',
+        (f"{cfg}: auth.c.key: inline key in a world-readable file (mode 0644); chmod o-r the "
+         "config (chmod 600) or use key_file"),
+    ]
+    assert {a.name: a.key for a in config.auth} == {"a": b"0123456789abcdef0123", "b": None,
+                                                    "c": b"0123456789abcdef"}
+
+
+@pytest.mark.parametrize("table, key", [
+    ('[track_script.x]\ncommand = ["</dev/tcp/127.0.0.1/80"]\n', "track_script.x.command"),
+    ('[track_script.x]\ncommand = ["/usr/bin/curl -fsS http://127.0.0.1/"]\n', "track_script.x.command"),
+    ('[resource.r]\nstart = ["/bin/true"]\nstop = ["pkill x && true"]\n', "resource.r.stop"),
+    ('[resource.r]\nstart = ["/bin/true"]\nstop = ["/bin/true"]\nmonitor = ["$HOME/check"]\n',
+     "resource.r.monitor"),
+])
+def test_a_shell_line_where_a_program_belongs_is_refused(table, key):
+    [err] = errors(toml(extra=table))
+    assert err.startswith(f"vmacd.toml: {key}: the first word must be a program (argv, no shell): "
+                          'split the command into its words, or run a shell line as ["/bin/sh", "-c", '
+                          '"..."], got ')
+
+
+def test_notify_argv_keys_need_a_program_not_a_shell_line():
+    assert errors(toml('notify_master = ["/bin/echo >/tmp/x"]\nnotify_fault = ["logger", "x"]')) == [
+        ('vmacd.toml: instance[lan].notify_master: the first word must be a program (argv, no '
+         'shell): split the command into its words, or run a shell line as ["/bin/sh", "-c", '
+         '"..."], got "/bin/echo >/tmp/x"'),
+        'vmacd.toml: instance[lan].notify_fault: the program must be an absolute path, got "logger"',
+    ]
+    inst = one(toml('notify_stop = ["/bin/sh", "-c", "logger x >/dev/null"]'))
+    assert inst.notify_stop == ("/bin/sh", "-c", "logger x >/dev/null")

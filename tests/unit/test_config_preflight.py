@@ -24,6 +24,7 @@ class FakeSystem:
     executables: set[str] = field(default_factory=lambda: {"/bin/true"})
     files: set[str] = field(default_factory=set)
     wifi: set[str] = field(default_factory=set)
+    services: dict[str, str] = field(default_factory=dict)     # name -> where it was found
 
     def interfaces(self):
         return list(self.addrs)
@@ -51,6 +52,9 @@ class FakeSystem:
 
     def exists(self, path):
         return path in self.files
+
+    def service(self, name):
+        return self.services.get(name)
 
 
 DEFAULT_VIPS = 'virtual_ips = ["192.0.2.254/24"]'
@@ -189,3 +193,76 @@ def test_linux_system_reads_this_box():
         assert problem is None
     else:
         assert "CAP_NET_RAW" in problem
+
+
+SERVICES = """virtual_ips = ["192.0.2.254/24"]
+resources = ["web", "db", "cache", "old"]
+notify_master = ["/usr/local/bin/on-master", "x"]
+[resource.web]
+start = ["/usr/sbin/service", "httpd", "start"]
+stop = ["/usr/sbin/service", "httpd", "stop"]
+monitor = ["/usr/sbin/service", "httpd", "status"]
+[resource.db]
+start = ["/usr/bin/systemctl", "--no-block", "start", "mariadb.service"]
+stop = ["/usr/bin/systemctl", "stop", "mariadb"]
+[resource.cache]
+start = ["/usr/bin/systemctl", "start", "memcached"]
+stop = ["/usr/bin/systemctl", "stop", "memcached"]
+[resource.old]
+start = ["/etc/init.d/httpd", "start"]
+stop = ["/etc/init.d/lighttpd", "stop"]
+"""
+
+
+def test_services_must_exist_on_the_box_with_the_debian_names_as_a_hint():
+    box = FakeSystem(executables={"/usr/sbin/service", "/usr/bin/systemctl", "/etc/init.d/lighttpd"},
+                     services={"lighttpd": "/etc/init.d/lighttpd", "mariadb": "/lib/systemd/system/mariadb.service",
+                               "mariadb.service": "/lib/systemd/system/mariadb.service"})
+    hint = "; on Debian it is apache2, lighttpd or nginx (here: lighttpd)"
+    assert rendered(cfg(SERVICES), box) == [
+        "t.toml: resource.web.start: error: service httpd does not exist on this box (no "
+        "/etc/init.d/httpd, no httpd.service unit)" + hint,
+        "t.toml: resource.web.stop: error: service httpd does not exist on this box (no "
+        "/etc/init.d/httpd, no httpd.service unit)" + hint,
+        "t.toml: resource.web.monitor: error: service httpd does not exist on this box (no "
+        "/etc/init.d/httpd, no httpd.service unit)" + hint,
+        ("t.toml: resource.cache.start: error: service memcached does not exist on this box (no "
+         "/etc/init.d/memcached, no memcached.service unit)"),
+        ("t.toml: resource.cache.stop: error: service memcached does not exist on this box (no "
+         "/etc/init.d/memcached, no memcached.service unit)"),
+        "t.toml: resource.old.start: error: no init script /etc/init.d/httpd: service httpd does not "
+        "exist on this box" + hint,
+        "t.toml: instance[lan].notify_master: error: /usr/local/bin/on-master is not an executable file",
+    ]
+
+
+def test_bare_program_names_are_looked_up_in_path():
+    text = ('virtual_ips = ["192.0.2.254/24"]\ntrack_scripts = [{ name = "s" }]\n'
+            '[track_script.s]\ncommand = ["pidof", "nginx"]\n')
+    assert rendered(cfg(text)) == [("t.toml: track_script.s.command: error: pidof is not an "
+                                    "executable found in PATH")]
+    assert rendered(cfg(text), FakeSystem(executables={"pidof"})) == []
+
+
+def test_accept_false_with_a_service_is_a_warning():
+    text = ('virtual_ips = ["192.0.2.254/24"]\naccept = false\nresources = ["r"]\n'
+            '[resource.r]\nstart = ["/bin/true"]\nstop = ["/bin/true"]\n')
+    assert rendered(cfg(text)) == [
+        ("t.toml: instance[lan].accept: warning: false: as master this router drops traffic "
+         "addressed to the VIPs (the RFC 9568 default), so the service it runs or tracks is not "
+         "reachable through them; set accept = true (the default)")]
+    assert rendered(cfg('virtual_ips = ["192.0.2.254/24"]\naccept = false')) == []
+
+
+def test_linux_system_finds_services_like_service_does():
+    sysm = LinuxSystem()
+    assert sysm.service("procps") == "/etc/init.d/procps"       # Debian's own init script
+    assert sysm.service("no-such-service-here") is None
+
+
+def test_the_importer_placeholder_interface_says_what_it_is():
+    text = 'virtual_ips = ["192.0.2.254/24"]'
+    config = load_text(f'[[instance]]\nname = "ha1"\ninterface = "CHANGE-ME"\nvrid = 1\n{text}\n', "t.toml")
+    assert rendered(config) == [("t.toml: instance[ha1].interface: error: interface CHANGE-ME does "
+                                 "not exist: the importer's placeholder; write the interface of the LAN "
+                                 "that holds the VIPs")]

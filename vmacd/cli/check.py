@@ -3,6 +3,11 @@
 Exit 0: valid (warnings may be printed); 1: invalid config or a preflight error; 2: unusable call
 (the file is missing or unreadable). Problems go to stderr one per line as `FILE: key.path: message`
 (preflight findings add `error:` / `warning:`); a short summary of a good config goes to stdout.
+
+Everything is reported in one run: a key file that cannot be read or is world-readable, or an
+inline key in a world-readable config, is an error that does not stop the other checks. With
+`--no-preflight` nothing about this box is looked at (interfaces, commands, services, key files):
+the config is meant for another box, where `vmacd check` without it must be run.
 """
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ import argparse
 import sys
 
 from vmacd.config import durations, model
-from vmacd.config.load import ConfigError, load
-from vmacd.linux.preflight import ERROR, preflight
+from vmacd.config.load import ConfigError, ConfigIssue, load
+from vmacd.linux.preflight import ERROR, Finding, advice, preflight
 
 HELP = "validate a config file and check this box for it (exit 0 ok, 1 invalid, 2 unusable)"
 
@@ -26,22 +31,25 @@ def setargs(parser: argparse.ArgumentParser) -> None:
 
 def cmdline(args: argparse.Namespace) -> int:
     path = args.config
+    file_issues: list[ConfigIssue] = []
     try:
-        config = load(path, read_files=not args.no_preflight)
+        config = load(path, read_files=not args.no_preflight, file_issues=file_issues)
     except ConfigError as exc:
-        for issue in exc.errors:
+        for issue in [*exc.errors, *file_issues]:
             print(issue, file=sys.stderr)
-        print(f"{path}: invalid: {len(exc.errors)} error(s)", file=sys.stderr)
+        print(f"{path}: invalid: {len(exc.errors) + len(file_issues)} error(s)", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"vmacd check: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    findings = [] if args.no_preflight else preflight(config)
+    findings = [Finding(ERROR, i.path, i.message) for i in file_issues]
+    findings += advice(config) if args.no_preflight else preflight(config)
     for finding in findings:
         print(finding.render(path), file=sys.stderr)
     errors = sum(1 for f in findings if f.severity == ERROR)
     if errors:
-        print(f"{path}: preflight failed: {errors} error(s)", file=sys.stderr)
+        label = "check failed" if args.no_preflight else "preflight failed"
+        print(f"{path}: {label}: {errors} error(s)", file=sys.stderr)
         return 1
     print(summary(config, len(findings), preflight_done=not args.no_preflight))
     return 0

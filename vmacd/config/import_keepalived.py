@@ -6,6 +6,12 @@ sees every line that did not make it, on stderr.
 
 Defaults that differ: keepalived uses VRRPv2 (`vrrp_version 2`) and no vMAC unless `use_vmac`;
 the output states `version` and `vmac` explicitly so behaviour does not change by accident.
+Accept mode is keepalived's default as it is vmacd's; `vrrp_strict` and `no_accept` turn it off.
+
+Commands: `notify_master/backup/fault/stop` (of an instance, or of a sync group, given to its
+first member) keep their names as argv keys; the generic `notify` keeps vmacd's `notify` (the same
+`TYPE NAME STATE PRIORITY` arguments). A script string with shell syntax (keepalived 1.x ran
+scripts through /bin/sh) becomes `/bin/sh -c STRING`, with a note; a plain one is split in words.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmacd.config import durations
-from vmacd.config.import_heartbeat import Imported, safe_name
+from vmacd.config.importing import Imported, command, is_shell, safe_name
 
 
 @dataclass
@@ -91,6 +97,8 @@ class _Ctx:
     script_weights: dict[str, int] = field(default_factory=dict)
     files: dict[str, tuple[str, int]] = field(default_factory=dict)
     auth: dict[str, dict[str, Any]] = field(default_factory=dict)
+    strict: bool = False
+    group_notify: dict[str, dict[str, Any]] = field(default_factory=dict)   # group -> notify keys
 
     def skip(self, stmt: Stmt, why: str = "not translated") -> None:
         self.notes.append(f"line {stmt.line}: {stmt.text()}: {why}")
@@ -114,9 +122,10 @@ def import_keepalived(text: str) -> Imported:
             if inst:
                 instances.append(inst)
         elif stmt.word == "vrrp_sync_group":
-            members = _sync_group(stmt, ctx)
+            gname = safe_name(stmt.args[0] if stmt.args else "group")
+            members = _sync_group(stmt, gname, ctx)
             if members:
-                groups[safe_name(stmt.args[0] if stmt.args else "group")] = {"instances": members}
+                groups[gname] = {"instances": members}
         elif stmt.word not in ("global_defs", "vrrp_script", "vrrp_track_file"):
             ctx.skip(stmt)
     if ctx.auth:
@@ -133,10 +142,10 @@ def import_keepalived(text: str) -> Imported:
             group["instances"] = [m for m in group["instances"] if m in names]
         if not group["instances"]:
             del groups[gname]
+        else:
+            _group_notify(gname, group["instances"][0], instances, ctx)
     if groups:
         doc["sync_group"] = groups
-    if not instances:
-        ctx.notes.append("no vrrp_instance could be translated: the output is not a usable config")
     return Imported(doc, ctx.notes)
 
 
@@ -146,6 +155,10 @@ def _global_defs(stmt: Stmt, ctx: _Ctx, doc: dict[str, Any]) -> None:
             doc["global"] = {"node": sub.args[0]}
         elif sub.word == "vrrp_version" and sub.args in (["2"], ["3"]):
             ctx.version = int(sub.args[0])
+        elif sub.word == "vrrp_strict":
+            ctx.strict = True
+            ctx.skip(sub, "accept = false on every instance (strict mode drops traffic to the VIPs, "
+                          "the RFC default); its other checks are not translated")
         else:
             ctx.skip(sub)
 
@@ -160,7 +173,8 @@ def _script(stmt: Stmt, ctx: _Ctx) -> None:
     for sub in stmt.block or []:
         try:
             if sub.word == "script":
-                body["command"] = shlex.split(" ".join(sub.args))
+                body["command"] = command(" ".join(sub.args), f"line {sub.line}: vrrp_script {name}",
+                                          ctx.notes)
             elif sub.word in ("interval", "timeout"):
                 body[sub.word] = _seconds(sub)
             elif sub.word in ("rise", "fall"):
@@ -193,15 +207,33 @@ def _track_file(stmt: Stmt, ctx: _Ctx) -> None:
         ctx.skip(stmt, "no file line, not translated")
 
 
-def _sync_group(stmt: Stmt, ctx: _Ctx) -> list[str]:
+def _sync_group(stmt: Stmt, gname: str, ctx: _Ctx) -> list[str]:
     members: list[str] = []
     for sub in stmt.block or []:
         if sub.word == "group":
             members += [safe_name(s.word) for s in sub.block or []] + [safe_name(a) for a in sub.args]
             members += [safe_name(a) for s in sub.block or [] for a in s.args]
+        elif sub.word in _NOTIFY or sub.word == "notify":
+            keys = ctx.group_notify.setdefault(gname, {})
+            _notify_line(sub, keys, ctx, f"vrrp_sync_group {gname}")
         else:
             ctx.skip(sub)
     return members
+
+
+def _group_notify(gname: str, first: str, instances: list[dict[str, Any]], ctx: _Ctx) -> None:
+    """vmacd has no group-level notify: the group's scripts go to its first member, which moves
+    with the group."""
+    inst = next(i for i in instances if i["name"] == first)
+    for key, value in ctx.group_notify.get(gname, {}).items():
+        if key in inst:
+            ctx.notes.append(f"vrrp_sync_group {gname}: {key} not translated: instance {first} "
+                             f"has its own {key}")
+            continue
+        inst[key] = value
+        ctx.notes.append(f"vrrp_sync_group {gname}: {key} -> {key} of instance {first}, the group's "
+                         "first member (the group moves together; "
+                         + ("TYPE is INSTANCE, not GROUP)" if key == "notify" else "it runs once)"))
 
 
 def _weighted(stmt: Stmt) -> list[tuple[str, int | None]]:
@@ -257,13 +289,29 @@ def _instance_line(sub: Stmt, inst: dict[str, Any], raw: dict[str, Any], ctx: _C
         raw["auth"] = {s.word: s.args[0] for s in sub.block or [] if s.args}
     elif w in ("track_interface", "track_script", "track_file"):
         _tracking(sub, inst, ctx)
-    elif w == "notify" and sub.args:
-        inst["notify"] = " ".join(sub.args)
-        if len(shlex.split(inst["notify"])) > 1:
-            ctx.skip(sub, "vmacd runs a single executable; arguments not supported")
-            del inst["notify"]
+    elif w in _NOTIFY or w == "notify":
+        _notify_line(sub, inst, ctx, f"vrrp_instance {inst['name']}")
     else:
         ctx.skip(sub)
+
+
+_NOTIFY = ("notify_master", "notify_backup", "notify_fault", "notify_stop")
+
+
+def _notify_line(sub: Stmt, keys: dict[str, Any], ctx: _Ctx, owner: str) -> None:
+    """notify_STATE "COMMAND" -> notify_STATE = argv; notify PATH -> notify (same arguments
+    convention: TYPE NAME STATE PRIORITY appended)."""
+    text = " ".join(sub.args)
+    if not text:
+        ctx.skip(sub, "no command, not translated")
+    elif sub.word in _NOTIFY:
+        keys[sub.word] = command(text, f"line {sub.line}: {owner} {sub.word}", ctx.notes, absolute=True)
+    elif is_shell(text) or len(shlex.split(text)) != 1 or not text.startswith("/"):
+        ctx.skip(sub, "not translated: vmacd's notify is the absolute path of one program, run "
+                      "with TYPE NAME STATE PRIORITY as keepalived does; put the arguments or the "
+                      "shell line in a wrapper script, or use notify_master/backup/fault/stop")
+    else:
+        keys["notify"] = text
 
 
 def _vips(sub: Stmt, inst: dict[str, Any], ctx: _Ctx) -> list[str]:
@@ -330,6 +378,8 @@ def _finish(stmt: Stmt, inst: dict[str, Any], raw: dict[str, Any], ctx: _Ctx) ->
            "version": version, "advert_interval": durations.format_us(cs * 10_000),
            "virtual_ips": vips, "vmac": raw["vmac"]}
     out.update(inst)
+    if ctx.strict and "accept" not in out:
+        out["accept"] = False
     if "auth" in raw:
         _auth(out, raw["auth"], version, where, ctx)
     return out
@@ -347,4 +397,3 @@ def _auth(out: dict[str, Any], auth: dict[str, str], version: int, where: str, c
         key = key.encode()[:8].decode(errors="ignore")
     ctx.auth[out["name"]] = {"type": kind, "key": key}
     out["auth"] = out["name"]
-    ctx.notes.append(f"{where}: the key is inline; keep the config mode 0600 or move it to a key_file")

@@ -23,6 +23,8 @@ INSTANCE_KEYS = (
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 NAME_RULE = "must be 1-32 letters, digits, '_', '.' or '-', starting with a letter or digit"
 _IFNAME_RE = re.compile(r"^[^/:\s]{1,15}$")
+# in a program name, these mean a shell line was written where an argv list belongs
+_SHELL_RE = re.compile(r"""[\s<>|&;$`'"(){}*?~#\\]""")
 MAX_WEIGHT = 254
 
 
@@ -96,12 +98,22 @@ def parse_instance(issues: Issues, data: dict[str, Any], index: int,
 
 def _argv(r: Reader, key: str) -> tuple[str, ...]:
     """An optional command as an argv list whose program is an absolute path."""
-    argv = r.str_list(key, (), non_empty=r.has(key))
+    argv = program(r, key, r.str_list(key, (), non_empty=r.has(key)))
     if not argv:
         return ()
     if not argv[0].startswith("/"):
         r.error(key, f"the program must be an absolute path, got {show(argv[0])}")
         return ()
+    return argv
+
+
+def program(r: Reader, key: str, argv: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """An argv whose first word is a program, not a shell line (vmacd runs no shell)."""
+    if argv and _SHELL_RE.search(argv[0]):
+        r.error(key, "the first word must be a program (argv, no shell): split the command into "
+                     "its words, or run a shell line as [\"/bin/sh\", \"-c\", \"...\"], "
+                     f"got {show(argv[0])}")
+        return None
     return argv
 
 

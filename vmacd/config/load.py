@@ -6,6 +6,9 @@
 
 `read_files=False` skips reading key files (and their permission check), for validating a
 config on another box (`vmacd check --no-preflight`); the Auth then has key None.
+`file_issues=[]` collects problems with key files and file modes there instead of refusing the
+config (an unreadable key file then gives an Auth with key None), so `vmacd check` can report
+them together with everything else.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from vmacd.config import model
-from vmacd.config.instance import check_abs_path, check_name, parse_instance
+from vmacd.config.instance import check_abs_path, check_name, parse_instance, program
 from vmacd.config.reader import (
     ConfigError,
     ConfigIssue,
@@ -47,7 +50,8 @@ _TOML_POS = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$")
 _LISTEN_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
-def load(path: str, *, read_files: bool = True) -> model.Config:
+def load(path: str, *, read_files: bool = True,
+         file_issues: list[ConfigIssue] | None = None) -> model.Config:
     """Load and validate the config file at `path`. OSError when it cannot be read."""
     with open(path, "rb") as fh:
         raw = fh.read()
@@ -56,13 +60,14 @@ def load(path: str, *, read_files: bool = True) -> model.Config:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigIssue(path, "", f"not UTF-8 text: {exc}")]) from None
-    return load_text(text, path, read_files=read_files, source_mode=mode)
+    return load_text(text, path, read_files=read_files, source_mode=mode, file_issues=file_issues)
 
 
 def load_text(text: str, source: str = "<config>", *, read_files: bool = True,
-              source_mode: int | None = None) -> model.Config:
+              source_mode: int | None = None,
+              file_issues: list[ConfigIssue] | None = None) -> model.Config:
     """Validate TOML text. `source` is the file name used in messages and to resolve key_file."""
-    issues = Issues(source)
+    issues = Issues(source, file_items=file_issues)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -182,9 +187,9 @@ def _auth(r: Reader, name: str, base_dir: str, read_files: bool,
         text = r.string("key")
         if text is None:
             return None
-        if source_mode is not None and source_mode & stat.S_IROTH:
-            r.error("key", f"inline key in a world-readable file (mode {stat.S_IMODE(source_mode):04o}); "
-                           "chmod o-r the config or use key_file")
+        if source_mode is not None and source_mode & stat.S_IROTH and not r.issues.file_problem(
+                r.at("key"), f"inline key in a world-readable file (mode {stat.S_IMODE(source_mode):04o}); "
+                             "chmod o-r the config (chmod 600) or use key_file"):
             return None
         return _checked_key(r, name, kind, text.encode("utf-8"), "key", None)
     path = r.string("key_file")
@@ -202,11 +207,12 @@ def _read_key_file(r: Reader, name: str, kind: str, path: str) -> model.Auth | N
             mode = os.fstat(fh.fileno()).st_mode
             key = fh.read()
     except OSError as exc:
-        r.error("key_file", f"cannot read {show(path)}: {exc.strerror}")
+        if r.issues.file_problem(r.at("key_file"), f"cannot read {show(path)}: {exc.strerror}"):
+            return model.Auth(name, kind, None, path)
         return None
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
-        r.error("key_file", f"{show(path)} is world-readable or -writable (mode "
-                            f"{stat.S_IMODE(mode):04o}); chmod 600 it")
+    if mode & (stat.S_IROTH | stat.S_IWOTH) and not r.issues.file_problem(
+            r.at("key_file"), f"{show(path)} is world-readable or -writable (mode "
+                              f"{stat.S_IMODE(mode):04o}); chmod 600 it"):
         return None
     key = key.rstrip(b"\r\n")
     return _checked_key(r, name, kind, key, "key_file", path)
@@ -223,7 +229,7 @@ def _checked_key(r: Reader, name: str, kind: str, key: bytes, where: str,
 
 
 def _script(r: Reader, name: str) -> model.TrackScript | None:
-    command = r.str_list("command", non_empty=True)
+    command = program(r, "command", r.str_list("command", non_empty=True))
     interval = r.seconds("interval", "1s", positive=True)
     timeout = r.seconds("timeout", "1s", positive=True)
     rise = r.integer("rise", 1, 100, default=1)
@@ -255,9 +261,9 @@ def _resource(r: Reader, name: str) -> model.Resource | None:
     for key in FS_KEYS:
         if r.has(key):
             r.error(key, 'only a kind = "filesystem" resource takes this key')
-    start = r.str_list("start", non_empty=True)
-    stop = r.str_list("stop", non_empty=True)
-    monitor = r.str_list("monitor", (), non_empty=r.has("monitor"))
+    start = program(r, "start", r.str_list("start", non_empty=True))
+    stop = program(r, "stop", r.str_list("stop", non_empty=True))
+    monitor = program(r, "monitor", r.str_list("monitor", (), non_empty=r.has("monitor")))
     if start is None or stop is None or monitor is None:
         return None
     return model.Resource(name, start, stop, monitor=monitor, **common)
@@ -276,7 +282,7 @@ def _filesystem(r: Reader) -> model.Filesystem | None:
 
 
 def _check_device(value: str) -> str | None:
-    if value.startswith("/") or value.startswith(("UUID=", "LABEL=", "PARTUUID=")):
+    if value.startswith(("/", "UUID=", "LABEL=", "PARTUUID=")):
         return None
     host, sep, export = value.partition(":")
     if sep and host and export.startswith("/"):

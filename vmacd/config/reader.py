@@ -64,9 +64,21 @@ class Issues:
 
     source: str
     items: list[ConfigIssue] = field(default_factory=list)
+    # when a list: problems with key files and file modes go here and do not stop the load
+    # (`vmacd check` reports them beside the preflight findings)
+    file_items: list[ConfigIssue] | None = None
 
     def add(self, path: str, message: str) -> None:
         self.items.append(ConfigIssue(self.source, path, message))
+
+    def file_problem(self, path: str, message: str) -> bool:
+        """Record a key-file or file-mode problem; True when it is deferred (loading goes on)."""
+        issue = ConfigIssue(self.source, path, message)
+        if self.file_items is None:
+            self.items.append(issue)
+            return False
+        self.file_items.append(issue)
+        return True
 
 
 class Reader:

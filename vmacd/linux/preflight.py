@@ -2,7 +2,9 @@
 
 Everything the loader cannot know without the system: interfaces, carrier, raw sockets, macvlan,
 the ARP/rp_filter sysctls of the parents, which VIPs are the box's own addresses (the owner rule
-of RFC 9568 §5.2.4), and whether the commands the config names exist.
+of RFC 9568 §5.2.4), whether the commands the config names exist, and whether the services they
+start (`service NAME`, `systemctl VERB UNIT`, `/etc/init.d/NAME`) exist on this box.
+`advice()` holds the rules that need no system (also run by `vmacd check --no-preflight`).
 
 The system is read through the small `System` interface so the rules can be tested with a fake;
 `LinuxSystem` is the real one (netifaces, /proc/sys, /sys/class/net, socket()).
@@ -21,6 +23,8 @@ from typing import Protocol
 import netifaces
 
 from vmacd.config import model
+from vmacd.config.importing import PLACEHOLDER_IFACE
+from vmacd.config.services import INIT_D, controlled_service, debian_names, or_list
 
 ERROR = "error"
 WARNING = "warning"
@@ -52,6 +56,7 @@ class System(Protocol):
     def macvlan(self) -> bool | None: ...
     def executable(self, command: str) -> bool: ...
     def exists(self, path: str) -> bool: ...
+    def service(self, name: str) -> str | None: ...
 
 
 class LinuxSystem:
@@ -106,6 +111,12 @@ class LinuxSystem:
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
 
+    def service(self, name: str) -> str | None:
+        """Where the init script or systemd unit `name` is; None when the box has neither."""
+        from vmacd.linux.discover import LocalBox
+        found = LocalBox().service(name, agents=False)
+        return found.path if found else None
+
 
 def _read(path: str) -> str | None:
     try:
@@ -137,13 +148,28 @@ def preflight(config: model.Config, system: System | None = None) -> list[Findin
     for inst in config.instances:
         found.extend(_instance(inst, system, known))
     found.extend(_commands(config, system))
+    found.extend(advice(config))
     return found
+
+
+def advice(config: model.Config) -> list[Finding]:
+    """Warnings about the config itself, whatever the box."""
+    out = []
+    for inst in config.instances:
+        if not inst.accept and (inst.resources or inst.track_scripts):
+            out.append(Finding(WARNING, f"instance[{inst.name}].accept",
+                               "false: as master this router drops traffic addressed to the VIPs "
+                               "(the RFC 9568 default), so the service it runs or tracks is not "
+                               "reachable through them; set accept = true (the default)"))
+    return out
 
 
 def _instance(inst: model.Instance, system: System, known: set[str]) -> list[Finding]:
     at = f"instance[{inst.name}]"
     if inst.interface not in known:
-        return [Finding(ERROR, f"{at}.interface", f"interface {inst.interface} does not exist")]
+        hint = (": the importer's placeholder; write the interface of the LAN that holds the VIPs"
+                if inst.interface == PLACEHOLDER_IFACE else "")
+        return [Finding(ERROR, f"{at}.interface", f"interface {inst.interface} does not exist{hint}")]
     out = []
     if system.carrier(inst.interface) is False:
         out.append(Finding(WARNING, f"{at}.interface", f"{inst.interface} has no carrier (link down): "
@@ -230,19 +256,52 @@ def _ipv6(inst: model.Instance, at: str, system: System) -> list[Finding]:
 
 def _commands(config: model.Config, system: System) -> list[Finding]:
     out = []
-    if config.global_.notify and not system.executable(config.global_.notify):
-        out.append(Finding(ERROR, "global.notify", f"{config.global_.notify} is not an executable file"))
-    for script in config.track_scripts:
-        if not system.executable(script.command[0]):
-            out.append(Finding(ERROR, f"track_script.{script.name}.command",
-                               f"{script.command[0]} is not an executable file"))
-    for res in config.resources:
-        for key in ("start", "stop", "monitor"):
-            argv = getattr(res, key)
-            if argv and not system.executable(argv[0]):
-                out.append(Finding(ERROR, f"resource.{res.name}.{key}",
-                                   f"{argv[0]} is not an executable file"))
-    for inst in config.instances:
-        if inst.notify and not system.executable(inst.notify):
-            out.append(Finding(ERROR, f"instance[{inst.name}].notify", f"{inst.notify} is not an executable file"))
+    for path, argv in _argvs(config):
+        out.extend(_command(path, argv, system))
     return out
+
+
+def _argvs(config: model.Config) -> list[tuple[str, tuple[str, ...]]]:
+    """Every command of the config, with its key path."""
+    out = []
+    if config.global_.notify:
+        out.append(("global.notify", (config.global_.notify,)))
+    out += [(f"track_script.{s.name}.command", s.command) for s in config.track_scripts]
+    for res in config.resources:
+        out += [(f"resource.{res.name}.{key}", getattr(res, key))
+                for key in ("start", "stop", "monitor") if getattr(res, key)]
+    for inst in config.instances:
+        if inst.notify:
+            out.append((f"instance[{inst.name}].notify", (inst.notify,)))
+        out += [(f"instance[{inst.name}].{key}", getattr(inst, key))
+                for key in ("notify_master", "notify_backup", "notify_fault", "notify_stop")
+                if getattr(inst, key)]
+    return out
+
+
+def _command(path: str, argv: tuple[str, ...], system: System) -> list[Finding]:
+    """The program exists and is executable; a service it starts or stops exists."""
+    name = controlled_service(argv)
+    init_script = os.path.dirname(argv[0]) == INIT_D
+    if not system.executable(argv[0]):
+        if init_script:
+            why = f"no init script {argv[0]}: service {name} does not exist on this box"
+        elif "/" in argv[0]:
+            why = f"{argv[0]} is not an executable file"
+        else:
+            why = f"{argv[0]} is not an executable found in PATH"
+        return [Finding(ERROR, path, why + (_alternatives(name, system) if init_script else ""))]
+    if name and not init_script and system.service(name) is None:
+        unit = name if "." in name else f"{name}.service"
+        return [Finding(ERROR, path, f"service {name} does not exist on this box (no "
+                                     f"{INIT_D}/{name.removesuffix('.service')}, no {unit} unit)"
+                                     + _alternatives(name, system))]
+    return []
+
+
+def _alternatives(name: str | None, system: System) -> str:
+    alt = debian_names(name or "")
+    if not alt:
+        return ""
+    here = [n for n in alt if system.service(n)]
+    return f"; on Debian it is {or_list(alt)}" + (f" (here: {', '.join(here)})" if here else "")
