@@ -3,9 +3,9 @@
 #
 # Layout of the package:
 #   /usr/lib/vmacd/            vmacd, vmaclab and their Python dependencies, vendored with
-#                              `pip install --target` (pyroute2, netifaces-plus, cryptography,
-#                              prometheus-client at the versions setup.cfg asks for; Debian 12
-#                              ships older ones than we require)
+#                              `pip install --target` (pyroute2, netifaces-plus, cryptography
+#                              at the versions setup.cfg asks for; Debian 12 ships older ones
+#                              than we require)
 #   /usr/bin/vmacd, vmacctl, vmac-lab
 #                              small /usr/bin/python3 -I wrappers that put /usr/lib/vmacd first
 #   /lib/systemd/system/vmacd.service, /usr/lib/sysctl.d/90-vmacd.conf
