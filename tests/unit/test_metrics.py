@@ -108,6 +108,13 @@ def test_every_family_is_exposed_with_its_type_and_help():
             assert name.endswith("_total"), name
 
 
+def test_every_family_is_listed_even_without_samples():
+    text = Metrics().render().decode()
+    for f in FAMILIES:
+        assert f"# HELP {f.name} " in text and f"# TYPE {f.name} {f.type}\n" in text, f.name
+    assert "vmacd_master_seen_info{" not in text and "vmacd_instance_state{" not in text
+
+
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool missing (apt-get install prometheus)")
 def test_promtool_check_metrics_is_clean():
     m = exercised()

@@ -346,9 +346,9 @@ class Render:
         while self._family < len(FAMILIES):
             i = self._family
             self._family += 1
-            if self._parts[i]:
-                self._out.append((FAMILIES[i].header() + "".join(self._parts[i])).encode())
-                self._parts[i] = []
+            # HELP and TYPE even without samples (no master heard yet): every family is listed
+            self._out.append((FAMILIES[i].header() + "".join(self._parts[i])).encode())
+            self._parts[i] = []
             if time.perf_counter() >= end:
                 return False
         self._out.append(self._m.process.render().encode())
