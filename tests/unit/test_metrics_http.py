@@ -4,10 +4,13 @@ its timers while a large registry is scraped."""
 from __future__ import annotations
 
 import contextlib
+import os
+import resource
 import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -255,6 +258,59 @@ def test_a_slow_reader_gets_the_whole_page_while_others_are_served(loop):
     finally:
         slow.close()
         m.close()
+
+
+def test_out_of_file_descriptors_pauses_accepting_instead_of_spinning(loop):
+    """With no fd left and no connection to shed, the listening socket stays readable: a
+    level-triggered loop would spin on accept(). The server stops watching it for a second."""
+    m = big(1)
+    srv = MetricsServer(loop, "127.0.0.1:0", m.renderer)
+    port = srv.address[1]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hog: list[int] = []
+    client = subprocess.Popen([sys.executable, "-c", CONNECT_AND_WAIT, str(port)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout.readline().strip() == "connected"   # in the backlog, not accepted
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
+        with contextlib.suppress(OSError):
+            while True:
+                hog.append(os.open(os.devnull, os.O_RDONLY))
+        t0 = time.thread_time()
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            loop.run_once(0.05)
+        spent = time.thread_time() - t0
+        assert spent < 0.05, f"{spent:.3f} s of CPU in 0.5 s: spinning on accept()"
+        for fd in hog:
+            os.close(fd)
+        hog.clear()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        pump(loop, lambda: client.poll() is not None, timeout=5)    # served after the pause
+        assert client.stdout.read().startswith("HTTP/1.0 200 OK")
+    finally:
+        for fd in hog:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        if client.poll() is None:
+            client.kill()
+        client.wait()
+        srv.close()
+
+
+CONNECT_AND_WAIT = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print("connected", flush=True)
+sys.stdin.readline()
+s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+sys.stdout.write(data.decode())
+"""
 
 
 class HugePage:

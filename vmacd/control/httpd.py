@@ -33,7 +33,9 @@ TIMEOUT = 10.0            # seconds: request head, then each stretch without sen
 MAX_REQUEST = 8192        # bytes of request line + headers
 LINGER = 2.0              # seconds to drain the client after the response
 ACCEPT_BATCH = 32         # accepts per readiness callback
+ACCEPT_PAUSE = 1.0        # seconds without accepting after running out of file descriptors
 WRITE_BATCH = 256 << 10   # bytes sent per writability callback (a loopback send costs CPU too)
+_SHORTAGE = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _REASON = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
@@ -139,6 +141,7 @@ class MetricsServer:
         self._render: Page | None = None
         self._waiting: list[_Conn] = []
         self.served = 0                          # responses completed (for tests and logs)
+        self._resume: Any = None                 # the timer that resumes accepting
         self._sock = self._bind(listen)
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         loop.add_reader(self._sock.fileno(), self._accept)
@@ -169,10 +172,9 @@ class MetricsServer:
                 sock, _addr = self._sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:          # EMFILE, ENOBUFS...: retry on the next wake-up
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("metrics endpoint: accept: %s", exc.strerror)
-                    self._shed()
+            except OSError as exc:          # out of fds or memory: free one, or pause
+                if exc.errno in _SHORTAGE and not self._shed():
+                    self._pause_accept(exc)
                 return
             sock.setblocking(False)
             if len(self._conns) >= self.max_conns and not self._shed():
@@ -183,6 +185,18 @@ class MetricsServer:
             self._conns[conn.fd] = conn
             conn.timer = self.loop.call_at(conn.deadline, self._expire, conn)
             self.loop.add_reader(conn.fd, self._read, conn)
+
+    def _pause_accept(self, exc: OSError) -> None:
+        """Stop watching the listening socket for ACCEPT_PAUSE seconds: it stays readable while
+        the connection waits in the backlog, and a level-triggered loop would spin on it."""
+        log.warning("metrics endpoint: accept: %s; not accepting for %.0f s", exc.strerror, ACCEPT_PAUSE)
+        self.loop.remove_reader(self._sock.fileno())
+        self._resume = self.loop.call_later(ACCEPT_PAUSE, self._resume_accept)
+
+    def _resume_accept(self) -> None:
+        self._resume = None
+        if self._sock.fileno() >= 0:
+            self.loop.add_reader(self._sock.fileno(), self._accept)
 
     def _shed(self) -> bool:
         """Close the oldest connection that is not waiting for a render; False if none."""
@@ -335,6 +349,8 @@ class MetricsServer:
         self._waiting = []
         for conn in list(self._conns.values()):
             self._close(conn)
+        if self._resume is not None:
+            self._resume.cancel()
         self.loop.remove_reader(self._sock.fileno())
         self._sock.close()
 
