@@ -69,6 +69,7 @@ bench: deps
 	  --duration 20s --runs 3 --json lab-out/bench-scale.json || rc=1; \
 	$(VENV)/bin/vmac-lab bench jitter --impl vmacd,keepalived --advert 100ms --duration 20s \
 	  --load cpu,cpu-all,cpu-pinned,gc --runs 3 --json lab-out/bench-jitter.json || rc=1; \
+	$(PY) tools/bench_metrics.py --runs 5 --json lab-out/bench-metrics.json || rc=1; \
 	exit $$rc
 
 lint: venv

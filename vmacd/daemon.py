@@ -237,7 +237,6 @@ class Daemon:
             raise
         self.runners[cfg.name] = runner
         self.waiting.pop(cfg.name, None)
-        self.metrics.waiting(cfg.name, cfg.vrid, cfg.interface, False)
         return runner
 
     def wait(self, name: str, why: str) -> None:
@@ -246,7 +245,7 @@ class Daemon:
             log.warning("%s: waiting: %s", name, why, extra={"instance": name})
         self.waiting[name] = why
         cfg = self.config.instance(name)
-        self.metrics.waiting(name, cfg.vrid, cfg.interface, True)
+        self.metrics.instance(name, cfg.vrid, cfg.interface).interface_missing(True)
 
     def start_runner(self, runner: Runner, history: Sequence[Any] = ()) -> None:
         """Initial conditions (link, trackers, a persistent drain), then Startup."""

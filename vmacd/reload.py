@@ -132,7 +132,7 @@ class Reloader:
             d.waiting.pop(name, None)
             d.waiting_history.pop(name, None)
         for name in p.removed:
-            d.metrics.waiting(name, old.instance(name).vrid, old.instance(name).interface, False)
+            d.metrics.remove_instance(name)
         d.trackers.configure(new.instances)
         for name in p.updated:
             runner = d.runners.get(name)

@@ -148,6 +148,9 @@ class Runner:
         self._frame_mcast = (VRRP_GROUP_V4 if cfg.family == 4 else VRRP_GROUP_V6)
         self._primary_packed = primary.packed
         self.metrics.state(self.router.state.value)
+        self.metrics.interface_missing(False)
+        self.metrics.resources([r.name for r in cfg.resources])
+        self.metrics.trackers_configured(_tracker_names(cfg))
         self._show_priority()
         if self.filters_vips:
             # RFC 9568 §6.4.3-9: a non-owner master with accept = false takes no packets for
@@ -332,7 +335,7 @@ class Runner:
     def _heard(self, adv: wire.Advertisement, now: float) -> None:
         """Counters, checksum form and Heartbeat's warntime for an accepted advert."""
         m = self.metrics
-        m.n_received += 1
+        m.advert_received()
         if adv.version == 3 and adv.family == 4:
             m.checksum_variant(adv.checksum)
         if self.router.state is not State.BACKUP or adv.priority == 0:
@@ -366,9 +369,9 @@ class Runner:
         moved the switch's FDB entry for our vMAC to wherever it came from: a master re-asserts
         the vMAC at once (rate-limited); a backup reports it and does not fight."""
         now = self.loop.time()
-        kind = "replay" if self.router.state is State.MASTER else "foreign"
-        self.metrics.own_frame(kind)
-        if self.router.state is not State.MASTER or self.router.leaving:
+        fight = self.router.state is State.MASTER and not self.router.leaving
+        self.metrics.own_frame("reasserted" if fight else "reported")
+        if not fight:
             self._rate_log("own-frame", "received a frame with our own source address while "
                            f"{self.router.state.value}: another box replays or spoofs it")
             return
@@ -452,6 +455,8 @@ class Runner:
                 self.d.accept_filter.add(cfg.name, self.vip_strings())
         if old.resources != cfg.resources:
             self.resources.update(cfg.resources)
+            self.metrics.resources([r.name for r in cfg.resources])
+        self.metrics.trackers_configured(_tracker_names(cfg))
         if old.garp_refresh != cfg.garp_refresh and self.router.holds_vips:
             if self._refresh is not None:
                 self._refresh.cancel()
@@ -562,7 +567,7 @@ class Runner:
         if err:
             self._rate_log("send", f"advertisement not sent: {err}")
             return
-        self.metrics.n_sent += 1
+        self.metrics.advert_sent()
 
     def _template(self, priority: int) -> wire.Advertisement:
         c = self.cfg
@@ -600,7 +605,7 @@ class Runner:
             if err:
                 self._rate_log("unicast", f"unicast advertisement to {peer} not sent: {err}")
             else:
-                self.metrics.n_sent += 1
+                self.metrics.advert_sent()
 
     def _claim(self) -> None:
         """vMAC up and VIPs added, in one netlink batch, before anything leaves the vMAC: the
@@ -770,6 +775,12 @@ class Runner:
     def history(self) -> list[dict]:
         return [{"time": self._wall_offset + t.time, "instance": self.cfg.name,
                  "from": t.old, "to": t.new, "reason": t.reason} for t in self.router.history]
+
+
+def _tracker_names(cfg: model.Instance) -> list[str]:
+    return ([f"if:{t.name}" for t in cfg.track_interfaces]
+            + [f"script:{t.name}" for t in cfg.track_scripts]
+            + [f"file:{t.path}" for t in cfg.track_files])
 
 
 _IP4: dict[bytes, ipaddress.IPv4Address] = {}

@@ -13,17 +13,14 @@ import subprocess
 
 import pytest
 
+from vmacd.control.metrics import FAMILIES as METRIC_FAMILIES
+from vmacd.control.procstat import FAMILIES as PROCESS_FAMILIES
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 APPLIANCE = ROOT / "appliance"
 PROMTOOL = shutil.which("promtool")
-SPEC_METRICS = {
-    "vmacd_instance_state", "vmacd_instance_priority", "vmacd_instance_effective_priority",
-    "vmacd_transitions_total", "vmacd_last_transition_timestamp_seconds",
-    "vmacd_adverts_sent_total", "vmacd_adverts_received_total", "vmacd_packets_dropped_total",
-    "vmacd_adverts_late_total", "vmacd_advert_interval_seconds", "vmacd_master_seen_info",
-    "vmacd_dual_master_total", "vmacd_checksum_variant_total", "vmacd_track_up",
-    "vmacd_garp_sent_total", "vmacd_build_info",
-}
+# every family the daemon exposes, from the code that writes them
+EXPOSED = {f.name for f in METRIC_FAMILIES} | {f.name for f in PROCESS_FAMILIES}
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing (apt-get install prometheus)")
 
 
@@ -35,7 +32,7 @@ def run(argv: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def metric_names(text: str) -> set[str]:
-    names = set(re.findall(r"\bvmacd_[a-z_]+", text))
+    names = set(re.findall(r"\b(?:vmacd|process)_[a-z_]+", text))
     return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
 
 
@@ -110,14 +107,35 @@ def test_promtool_test_rules():
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_rules_cover_the_required_alerts_and_only_spec_metrics():
+def test_rules_cover_the_required_alerts_and_only_exposed_metrics():
     text = (APPLIANCE / "prometheus" / "vmacd.rules.yml").read_text()
     alerts = set(re.findall(r"alert: (\w+)", text))
-    assert {"VmacdDown", "VmacdDualMaster", "VmacdNoMaster", "VmacdFlapping", "VmacdAdvertsLate",
-            "VmacdPacketDrops"} <= alerts
-    assert metric_names(text) <= SPEC_METRICS
+    assert {"VmacdDown", "VmacdDualMaster", "VmacdDualMasterSeen", "VmacdNoMaster", "VmacdFlapping",
+            "VmacdAdvertsLate", "VmacdPacketDrops", "VmacdOwnFrames", "VmacdResourceFailed",
+            "VmacdInterfaceMissing", "VmacdLoopStalled", "VmacdSiteLabelMissing"} <= alerts
+    assert metric_names(text) <= EXPOSED, metric_names(text) - EXPOSED
     tests = (APPLIANCE / "prometheus" / "vmacd.rules.test.yml").read_text()
     assert alerts <= set(re.findall(r"alertname: (\w+)", tests)), "every alert has a promtool test"
+    # the label of the VRRP instance is vrrp_instance (never renamed by Prometheus)
+    assert "exported_instance" not in text + tests
+    # the promtool tests run two sites reusing VRID 51 and the name lan
+    assert {"paris", "lyon"} <= set(re.findall(r'site="(\w+)"', tests))
+
+
+def test_rules_never_mix_sites():
+    """Every aggregation and every match of the rules keeps the target labels that tell sites
+    apart (docs/metrics.md: a fleet sets `site` on its scrape targets)."""
+    text = (APPLIANCE / "prometheus" / "vmacd.rules.yml").read_text()
+    rules = text[text.index("groups:"):]
+    clauses = re.findall(r"\b(by|on|without|ignoring) \(([^)]*)\)", rules)
+    assert clauses
+    for kind, labels in clauses:
+        names = {n.strip() for n in labels.split(",")}
+        if kind in ("by", "on"):
+            assert {"job", "site"} <= names, (kind, labels)
+        else:                                   # without/ignoring may only drop non-target labels
+            assert not names & {"job", "site", "instance"}, (kind, labels)
+    assert not re.search(r"\b(sum|count|max|min|avg)\s*\(", rules), "aggregate without a by clause"
 
 
 # ---------------------------------------------------------------- grafana
@@ -127,25 +145,60 @@ def dashboard() -> dict:
     return json.loads((APPLIANCE / "grafana" / "vmacd.json").read_text())
 
 
-def test_dashboard_uses_spec_metrics_and_covers_them():
+def dashboard_exprs(d: dict) -> list[str]:
+    return [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+
+
+def test_dashboard_uses_exposed_metrics_and_covers_them():
     d = dashboard()
-    exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+    exprs = dashboard_exprs(d)
     assert exprs and all(isinstance(e, str) and e for e in exprs)
     used = metric_names("\n".join(exprs))
-    assert used <= SPEC_METRICS, used - SPEC_METRICS
-    assert used == SPEC_METRICS, f"not on the dashboard: {SPEC_METRICS - used}"
+    assert used <= EXPOSED, used - EXPOSED
+    assert used == EXPOSED, f"not on the dashboard: {EXPOSED - used}"
     ids = [p["id"] for p in d["panels"]]
     assert len(ids) == len(set(ids))
-    assert {v["name"] for v in d["templating"]["list"]} == {"datasource", "node", "vrrp"}
+    assert {v["name"] for v in d["templating"]["list"]} == {"datasource", "site", "node", "vrrp"}
+    text = json.dumps(d)
+    assert "exported_instance" not in text
+    for e in exprs:                               # every query follows the site and node pickers
+        assert 'site=~"$site"' in e and 'instance=~"$node"' in e, e
+
+
+def test_dashboard_declares_no_unused_input():
+    d = dashboard()
+    text = json.dumps({k: v for k, v in d.items() if k != "__inputs"})
+    for inp in d.get("__inputs", []):
+        assert "${" + inp["name"] + "}" in text, f"__inputs {inp['name']} is never used"
+    uids = {json.dumps(p["datasource"]) for p in d["panels"]}
+    uids |= {json.dumps(t["datasource"]) for p in d["panels"] for t in p["targets"]}
+    assert uids == {json.dumps({"type": "prometheus", "uid": "${datasource}"})}
+
+
+def dashboard_promql(expr: str, variables: list[str]) -> str:
+    """A panel query as Prometheus sees it once Grafana filled in its variables."""
+    expr = expr.replace("$__rate_interval", "1m")
+    for name in variables:
+        expr = expr.replace(f"${name}", ".*")
+    assert "$" not in expr, expr
+    return expr
 
 
 @needs_promtool
 def test_dashboard_queries_are_valid_promql(tmp_path):
+    d = dashboard()
+    variables = [v["name"] for v in d["templating"]["list"]]
     rules = ["groups:", "  - name: dashboard", "    rules:"]
-    for i, panel in enumerate(dashboard()["panels"]):
+    for i, panel in enumerate(d["panels"]):
         for t in panel["targets"]:
-            expr = (t["expr"].replace("$__rate_interval", "1m").replace("$node", ".*").replace("$vrrp", ".*"))
-            rules += [f"      - record: dashboard:panel{i}:{t['refId']}", f"        expr: {json.dumps(expr)}"]
+            rules += [f"      - record: dashboard:panel{i}:{t['refId']}",
+                      f"        expr: {json.dumps(dashboard_promql(t['expr'], variables))}"]
+    for v in d["templating"]["list"]:
+        if v["type"] == "query":
+            m = re.fullmatch(r"label_values\((.*), (\w+)\)", v["definition"])
+            assert m, v["definition"]
+            rules += [f"      - record: dashboard:var:{v['name']}",
+                      f"        expr: {json.dumps(dashboard_promql(m.group(1), variables))}"]
     f = tmp_path / "dash.rules.yml"
     f.write_text("\n".join(rules) + "\n")
     p = run([PROMTOOL, "check", "rules", str(f)], capture_output=True, text=True, timeout=60)

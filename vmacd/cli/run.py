@@ -63,8 +63,7 @@ def cmdline(args: argparse.Namespace) -> int:
     from vmacd.control.metrics import Metrics
     from vmacd.daemon import Daemon
 
-    metrics = Metrics()
-    metrics.build_info(g.node)
+    metrics = Metrics(node=g.node)
     try:
         return Daemon(config, args.config, metrics).run()
     except PermissionError as exc:
