@@ -26,6 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "docs/interop.md (interop_util.row, tools/interop_doc.py)")
 
 
+@pytest.hookimpl(tryfirst=True)         # before skip marks end the setup: skipped rows count too
 def pytest_runtest_setup(item: pytest.Item) -> None:
     mark = item.get_closest_marker("matrix")
     if mark is None:

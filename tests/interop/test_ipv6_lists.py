@@ -158,6 +158,7 @@ def test_frr_usual_list_with_vmacd_default_list(lab, routers, higher: str) -> No
     hi, lo = _start(lb, routers, higher, "frr", {}, {})
     vm = _vmacd(hi, lo)
     elect((hi, "master"), (lo, "backup"))
+    stays([(hi, "master"), (lo, "backup")], 0.6)
     m = metrics(lb, vm.node)
     assert metric(m, "vmacd_packets_dropped_total") == 0
     if higher == "frr":     # vmacd, backup, heard FRR's global-first adverts and kept them
