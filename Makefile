@@ -14,7 +14,7 @@ APT_PKGS := $(APT_LAB) keepalived frr tcpdump iputils-ping prometheus curl $(APT
 SIM_EXAMPLES ?= 2000
 PYTEST_ARGS ?=
 
-.PHONY: all deps apt apt-lab venv demo test test-unit test-netns bench lint deb clean
+.PHONY: all deps apt apt-lab venv demo test test-unit test-netns interop-doc bench lint deb clean
 
 all: test
 
@@ -52,7 +52,17 @@ demo: apt-lab venv
 	$(VENV)/bin/vmac-lab demo
 
 test: deps
-	VMACD_SIM_EXAMPLES=$(SIM_EXAMPLES) $(PY) -m pytest -p no:cacheprovider --timeout=300 $(PYTEST_ARGS) tests
+	mkdir -p lab-out
+	VMACD_SIM_EXAMPLES=$(SIM_EXAMPLES) $(PY) -m pytest -p no:cacheprovider --timeout=300 \
+	  --junitxml=lab-out/junit.xml $(PYTEST_ARGS) tests
+	@# docs/interop.md's matrix must match this run's outcomes (only a full run has every row)
+	$(if $(PYTEST_ARGS),,$(PY) tools/interop_doc.py --junit lab-out/junit.xml --check)
+
+# rerun the interop tests and rewrite docs/interop.md's matrix from their outcomes
+interop-doc: deps
+	mkdir -p lab-out
+	$(PY) -m pytest -p no:cacheprovider --timeout=300 --junitxml=lab-out/interop-junit.xml tests/interop; \
+	  $(PY) tools/interop_doc.py --junit lab-out/interop-junit.xml
 
 test-unit: venv
 	$(PY) -m pytest -p no:cacheprovider tests/unit tests/sim $(PYTEST_ARGS)

@@ -57,6 +57,12 @@ DEPARTED = {
     "9568-5.1.1.2-1": ("opt-in `unicast_peers` sends unicast", "unicast_peers = [] (default)"),
     "9568-6.1-9": ("Accept_Mode on by default: the master answers traffic to its VIPs, as every "
                    "service behind a cluster IP needs (keepalived, FRR)", "accept = false"),
+    "9568-7.1-19": ("IPv6 adverts whose first address is not link-local (keepalived's and FRR's "
+                    "usual list) are accepted and marked by default", "ipv6_link_local_first_strict = true"),
+    "9568-5.2.9-1": ("opt-in `ipv6_link_local_first = false` sends an IPv6 list without the "
+                     "link-local (keepalived's / FRR's)", "ipv6_link_local_first = true (default)"),
+    "9568-6.1-3": ("opt-in `ipv6_link_local_first = false` accepts such a configured list",
+                   "ipv6_link_local_first = true (default)"),
 }
 
 

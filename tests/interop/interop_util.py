@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from vmaclab import impls
 from vmaclab.impls.base import Router
 from vmaclab.lab import Lab
@@ -26,11 +27,30 @@ VRID = 51
 KEEPALIVED = "/usr/sbin/keepalived"
 
 
+# --------------------------------------------------------------------------- the interop matrix
+
+def row(peer: str, family: int, mode: str, version: str, config: str, order: str, masters: int,
+        checks: str) -> pytest.MarkDecorator:
+    """A row of docs/interop.md's matrix: what the marked test shows (``masters``: 1, or 2 when the
+    test proves a split brain and how it shows), written to the junit XML by conftest.py and turned
+    into the doc by tools/interop_doc.py."""
+    if peer not in PEERS or family not in (4, 6) or mode not in ("multicast", "unicast") \
+            or masters not in (1, 2) or order not in ORDERS:
+        raise ValueError(f"bad matrix row: {peer=} {family=} {mode=} {masters=} {order=}")
+    return pytest.mark.matrix(peer=peer, family=family, mode=mode, version=version, config=config,
+                              order=order, masters=masters, checks=checks)
+
+
+PEERS = ("keepalived", "frr")
+ORDERS = ("vmacd higher", "peer higher")
+
+
 # --------------------------------------------------------------------------- router subclasses
 
 class KeepalivedX(impls.get("keepalived")):
     """keepalived with extra instance keywords from ``configure(..., ka_auth=(type, pass),
-    ka_vips=[...], ka_instance=[lines], ka_global=[lines])``."""
+    ka_instance=[lines], ka_global=[lines])`` (the VIP list and unicast peers are the lab's own
+    ``vips=[...]`` and ``unicast_peers=[...]``)."""
 
     def render(self) -> str:
         text = super().render()
@@ -41,11 +61,6 @@ class KeepalivedX(impls.get("keepalived")):
         if "ka_auth" in x:
             kind, pw = x["ka_auth"]
             extra += ["authentication {", f"  auth_type {kind}", f"  auth_pass {pw}", "}"]
-        if "ka_vips" in x:
-            plen = self.lab.topo.prefixlen(self.cfg.lan, self.cfg.family)
-            block = "".join(f"    {v if '/' in v else f'{v}/{plen}'}\n" for v in x["ka_vips"])
-            text = re.sub(r"  virtual_ipaddress \{\n.*?  \}\n", "  virtual_ipaddress {\n" + block + "  }\n",
-                          text, flags=re.DOTALL)
         if extra:
             text = text.replace("  virtual_ipaddress {", "".join(f"  {l}\n" for l in extra)
                                 + "  virtual_ipaddress {", 1)
@@ -119,6 +134,12 @@ def ndisc_mac(lb: Lab, client: str, ip: str, timeout: float = 2.0) -> str | None
         return wait_until(lambda: neigh_mac(lb.ns(client), ip), timeout, what=f"ND for {ip}")
     except TimeoutError:
         return None
+
+
+def ping_ok(lb: Lab, client: str, ip: str, count: int = 3) -> bool:
+    """Does *ip* answer ICMP echo from *client* (IPv4 or IPv6)? At least one reply counts."""
+    cp = lb.run(client, ["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "1", ip], check=False)
+    return cp.returncode == 0
 
 
 def log_lines(r: Router, pattern: str) -> list[str]:

@@ -16,6 +16,7 @@ from interop_util import (
     log_lines,
     metric,
     metrics,
+    row,
     stays,
 )
 from vmaclab.faults import fault
@@ -40,7 +41,13 @@ def vip_holders(lb) -> list[str]:
 
 @pytest.mark.rfc("9568-6.4.3-2", "holds")
 @pytest.mark.parametrize("event", ["crash", "term"])
-@pytest.mark.parametrize("higher", ["vmacd", "keepalived"])
+@pytest.mark.parametrize("higher", [
+    pytest.param(h, marks=row("keepalived", 4, "multicast", "v3",
+                              "defaults on both (vMAC, 100 ms, pseudo-header checksum)", o, 1,
+                              "states; arping of the VIP (vMAC) and the bridge FDB on the master's "
+                              "port; each accepts the other's checksum; `crash` / `term` of the "
+                              "master: the backup takes over (term: < 0.3 s)"))
+    for h, o in (("vmacd", "vmacd higher"), ("keepalived", "peer higher"))])
 def test_v3_election_and_failover(lab, routers, higher: str, event: str) -> None:
     """The higher priority wins whoever runs it; the other takes over on crash / term of the master,
     and the client then reaches the VIP at the vMAC through the new master's bridge port."""
@@ -78,6 +85,10 @@ def test_v3_election_and_failover(lab, routers, higher: str, event: str) -> None
 
 
 @pytest.mark.rfc("9568-5.2.8-2", "holds")
+@row("keepalived", 4, "multicast", "v3", "vmacd `v3_checksum_pseudoheader = false` (RFC 9568 "
+     "§5.2.8 form); keepalived's default", "vmacd higher", 2,
+     "the split brain and how it shows: keepalived logs `Invalid VRRPv3 checksum` and is master "
+     "too; vmacd counts `vmacd_dual_master_total`")
 def test_rfc_checksum_is_refused_by_default_keepalived(lab, routers) -> None:
     """vmacd with v3_checksum_pseudoheader = false (the RFC 9568 §5.2.8 form) against keepalived
     2.2.7's default: keepalived refuses every advert ("Invalid VRRPv3 checksum") and becomes master
@@ -97,6 +108,9 @@ def test_rfc_checksum_is_refused_by_default_keepalived(lab, routers) -> None:
 
 
 @pytest.mark.rfc("9568-5.2.8-2", "holds")
+@row("keepalived", 4, "multicast", "v3", "vmacd `v3_checksum_pseudoheader = false`; keepalived "
+     "`v3_checksum_as_v2` (keepalived >= 2.2.8 only)", "peer higher", 1,
+     "states; vmacd counts keepalived's checksum as `no-pseudo-header`")
 def test_rfc_checksum_with_keepalived_v3_checksum_as_v2(lab, routers) -> None:
     """keepalived >= 2.2.8 `v3_checksum_as_v2` + vmacd `v3_checksum_pseudoheader = false`: one
     master, vmacd counts keepalived's form as "no-pseudo-header"."""

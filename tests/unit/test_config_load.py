@@ -224,6 +224,44 @@ def test_ipv6_global_first_refused_with_reason():
     assert "link-local" in err and 'got "2001:db8::1/64"' in err
 
 
+# 9568-5.2.9-1 / 6.1-3: `ipv6_link_local_first = false` is a deliberate, opt-in departure; this
+# test checks the departed behaviour (a global-only list loads and is kept in order)
+def test_ipv6_link_local_first_false_allows_keepalived_style_list():
+    inst = one(toml('virtual_ips = ["2001:db8::fe/64", "2001:db8::fd"]\nipv6_link_local_first = false'))
+    assert [str(v.ip) for v in inst.virtual_ips] == ["2001:db8::fe", "2001:db8::fd"]
+    assert inst.ipv6_link_local_first is False and inst.ipv6_link_local_first_strict is False
+    ll = one(toml('virtual_ips = ["fe80::1/64", "2001:db8::fe/64"]\nipv6_link_local_first = false'))
+    assert ll.virtual_ips[0].ip.is_link_local                     # a link-local first stays allowed
+
+
+def test_ipv6_link_local_behind_a_global_address_is_refused_even_when_allowed():
+    [err] = errors(toml('virtual_ips = ["2001:db8::fe/64", "fe80::1/64"]\nipv6_link_local_first = false'))
+    assert err == ('vmacd.toml: instance[lan].virtual_ips[1]: a link-local address goes first in an '
+                   'IPv6 list (RFC 9568 §5.2.9), got "fe80::1/64" after "2001:db8::fe/64"')
+
+
+def test_ipv6_link_local_keys_defaults_and_rules():
+    v6 = one(toml('virtual_ips = ["fe80::1/64", "2001:db8::fe/64"]'))
+    assert v6.ipv6_link_local_first is True and v6.ipv6_link_local_first_strict is False
+    strict = one(toml('virtual_ips = ["fe80::1/64"]\nipv6_link_local_first_strict = true'))
+    assert strict.ipv6_link_local_first_strict is True
+    [err] = errors(toml('virtual_ips = ["2001:db8::fe"]\nipv6_link_local_first = false\n'
+                        'ipv6_link_local_first_strict = true'))
+    assert err.startswith("vmacd.toml: instance[lan].ipv6_link_local_first_strict: would drop adverts "
+                          "like this instance's own")
+    errs = errors(toml("ipv6_link_local_first = false\nipv6_link_local_first_strict = false"))
+    assert errs == [f"vmacd.toml: instance[lan].{k}: applies to IPv6 instances only (an IPv4 list "
+                    "has no link-local address; RFC 9568 §5.2.9)"
+                    for k in ("ipv6_link_local_first", "ipv6_link_local_first_strict")]
+    [err] = errors(toml('virtual_ips = ["fe80::1"]\nipv6_link_local_first_strict = "yes"'))
+    assert err.startswith("vmacd.toml: instance[lan].ipv6_link_local_first_strict: must be") and '"yes"' in err
+
+
+def test_global_first_error_names_the_switch():
+    [err] = errors(toml('virtual_ips = ["2001:db8::fe/64"]'))
+    assert "ipv6_link_local_first = false" in err
+
+
 @pytest.mark.rfc("9568-5.2.9-2", "refused")
 def test_mixed_families_refused():
     [err] = errors(toml('virtual_ips = ["192.0.2.1", "fe80::1"]'))

@@ -129,6 +129,18 @@ def test_strict_checksum_flag(capsys):
     assert code == 0
 
 
+def test_ipv6_global_first_is_marked_and_strict_link_local_refuses_it(capsys):
+    """keepalived's / FRR's usual IPv6 list decodes with "first_not_link_local": true (the key is
+    absent otherwise); --strict-link-local gives RFC 9568 §7.1's drop, reason addresses."""
+    ka = IPv6(src="fe80::2", dst="ff02::12", hlim=255) / VRRPv3(vrid=5, adv=10, addrlist=["2001:db8::fe"])
+    code, objs, _ = run([raw(ka).hex(), raw(GOOD6).hex()], capsys)
+    assert code == 0 and objs[0]["first_not_link_local"] is True and objs[0]["addresses"] == ["2001:db8::fe"]
+    assert "first_not_link_local" not in objs[1]
+    code, objs, _ = run(["--strict-link-local", raw(ka).hex(), raw(GOOD6).hex()], capsys)
+    assert code == 1 and objs[0]["error"] == "addresses" and "2001:db8::fe" in objs[0]["detail"]
+    assert objs[1]["addresses"] == ["fe80::1"]
+
+
 def _all_commands_importable() -> bool:
     try:
         for mod in COMMANDS.values():

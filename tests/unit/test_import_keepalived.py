@@ -42,8 +42,22 @@ def test_example_translates():
     assert vi1.notify_master == ("/etc/keepalived/master.sh", "arg")
     assert vi1.accept is True and vi6.accept is True       # keepalived's default: accept
     assert vi6.version == 3 and vi6.advert_interval_cs == 50 and vi6.vmac is False
-    assert vi6.virtual_ips[0] == ipaddress.ip_interface("fe80::1:34/64")
+    # keepalived's global-only IPv6 list, kept: keepalived peers drop any other list
+    assert vi6.virtual_ips == (ipaddress.ip_interface("2001:db8::10/64"),)
+    assert vi6.ipv6_link_local_first is False
     assert vi1.sync_group.instances == ("VI_1", "VI_6")
+
+
+def test_ipv6_list_keeps_keepalived_set_with_link_local_first():
+    text = ("vrrp_instance v6 {\n interface eth0\n virtual_router_id 52\n virtual_ipaddress {\n"
+            "  2001:db8::10/64\n  fe80::1:34/64\n }\n}\n")
+    cfg, notes = translate(text)
+    [v6] = cfg.instances
+    assert [str(v) for v in v6.virtual_ips] == ["fe80::1:34/64", "2001:db8::10/64"]
+    assert v6.ipv6_link_local_first is True
+    assert any("fe80::1:34/64 moved first" in n for n in notes)
+    _, notes = translate(CONF.read_text())
+    assert any("kept as keepalived lists it, with ipv6_link_local_first = false" in n for n in notes)
 
 
 def test_nothing_is_dropped_silently():

@@ -56,13 +56,13 @@ def refix_v3_v4(payload: bytes, pseudo: bool = True) -> bytes:
 @pytest.mark.parametrize("vec", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_golden_vector(vec):
     spec = AuthSpec(vec["auth"][0], vec["auth"][1].encode()) if "auth" in vec else None
-    packet = bytes.fromhex(vec["hex"])
+    packet, options = bytes.fromhex(vec["hex"]), vec.get("options", {})
     if "error" in vec:
         with pytest.raises(PacketError) as err:
-            decode_ip_packet(packet, spec)
+            decode_ip_packet(packet, spec, **options)
         assert err.value.reason == vec["error"]
         return
-    assert to_json(decode_ip_packet(packet, spec)) == vec["expect"]
+    assert to_json(decode_ip_packet(packet, spec, **options)) == vec["expect"]
 
 
 @pytest.mark.rfc("9568-5.2.8-1", "refused")
@@ -137,8 +137,16 @@ def test_ipv6_source_is_link_local_and_first_address_link_local():
         encode(ADV6, src=ip("2001:db8::2"), dst=G6)
     with pytest.raises(UsageError, match="virtual address"):
         encode(ADV6, src=ip("fe80::1"), dst=G6)
-    with pytest.raises(UsageError, match="first IPv6 address"):
+    with pytest.raises(UsageError, match="link-local address in an IPv6 list comes first"):
         encode(Advertisement(3, 5, 200, 50, (ip("2001:db8::1"), ip("fe80::1"))), src=S6, dst=G6)
+
+
+def test_ipv6_list_without_link_local_is_sendable():
+    """keepalived's and FRR's usual list: the codec sends it (the config decides whether to, with
+    `ipv6_link_local_first = false`); the receiver marks it."""
+    bare = Advertisement(3, 5, 200, 50, (ip("2001:db8::1"), ip("2001:db8::2")))
+    got = decode(encode(bare, src=S6, dst=G6), src=S6, dst=G6, ttl=255)
+    assert got.addresses == bare.addresses and got.first_not_link_local
 
 
 @pytest.mark.rfc("9568-5.2.9-1", "holds")
@@ -364,15 +372,36 @@ def test_reserve_nibble_is_ignored_on_receipt():
     assert adv.interval_cs == 100                  # not 0xF064, and not dropped
 
 
+# 9568-7.1-19 is a deliberate departure (`ipv6_link_local_first_strict = false` by default):
+# the marks below check the RFC behaviour, which strict_link_local=True gives back
 @pytest.mark.rfc("9568-7.1-19", "holds")
 @pytest.mark.rfc("9568-7.1-19", "refused")
-def test_ipv6_first_address_must_be_link_local():
-    assert decode(encode(ADV6, src=S6, dst=G6), src=S6, dst=G6, ttl=255).addresses[0] == ip("fe80::1")
+def test_ipv6_first_address_must_be_link_local_when_strict():
+    ok = decode(encode(ADV6, src=S6, dst=G6), src=S6, dst=G6, ttl=255, strict_link_local=True)
+    assert ok.addresses[0] == ip("fe80::1") and not ok.first_not_link_local
     msg = bytearray(encode(ADV6, src=S6, dst=G6))
     msg[8:24], msg[24:40] = msg[24:40], msg[8:24]      # global first, same checksum (same words)
     with pytest.raises(PacketError) as err:
+        decode(bytes(msg), src=S6, dst=G6, ttl=255, strict_link_local=True)
+    assert err.value.reason == "addresses" and "2001:db8::1 is not link-local" in err.value.detail
+    packet = build_ip_packet(ADV6, src=S6, dst=G6)
+    swapped = packet[:48] + packet[64:80] + packet[48:64]
+    with pytest.raises(PacketError, match="addresses"):
+        decode_ip_packet(swapped, strict_link_local=True)
+
+
+def test_ipv6_first_address_not_link_local_is_accepted_and_marked_by_default():
+    """The departure: keepalived's and FRR's lists are accepted, marked `first_not_link_local`
+    so the receiver can count and show them; everything else about the advert is judged as usual."""
+    msg = bytearray(encode(ADV6, src=S6, dst=G6))
+    msg[8:24], msg[24:40] = msg[24:40], msg[8:24]
+    adv = decode(bytes(msg), src=S6, dst=G6, ttl=255)
+    assert adv.first_not_link_local and adv.addresses == (ip("2001:db8::1"), ip("fe80::1"))
+    assert not decode(encode(ADV6, src=S6, dst=G6), src=S6, dst=G6, ttl=255).first_not_link_local
+    assert not dec4(v4()).first_not_link_local                    # IPv4: never marked
+    msg[7] ^= 1                                                   # and a bad checksum still drops
+    with pytest.raises(PacketError, match="checksum"):
         decode(bytes(msg), src=S6, dst=G6, ttl=255)
-    assert err.value.reason == "addresses"
 
 
 # --- checksum forms ----------------------------------------------------------------------------

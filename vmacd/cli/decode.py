@@ -35,6 +35,9 @@ def setargs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", metavar="FILE", help="read the auth key from FILE (raw bytes)")
     parser.add_argument("--strict-checksum", choices=("pseudo-header", "no-pseudo-header"),
                         help="IPv4 VRRPv3: accept only this checksum form (default: either)")
+    parser.add_argument("--strict-link-local", action="store_true",
+                        help="IPv6: refuse adverts whose first address is not link-local (RFC 9568 "
+                             "§7.1); by default they are decoded with \"first_not_link_local\": true")
 
 
 def cmdline(args: argparse.Namespace) -> int:
@@ -90,7 +93,8 @@ def _decode(packet: bytes, spec: AuthSpec | None, args: argparse.Namespace) -> d
     try:
         adv = wire.decode_ip_packet(
             packet, spec, verify_auth=spec is not None, strict_checksum=strict,
-            pseudo_header=args.strict_checksum != "no-pseudo-header")
+            pseudo_header=args.strict_checksum != "no-pseudo-header",
+            strict_link_local=args.strict_link_local)
     except wire.PacketError as err:
         return {"error": err.reason, "detail": err.detail}
     return to_json(adv)
@@ -100,12 +104,15 @@ def to_json(adv: wire.Advertisement) -> dict:
     """The SPEC §5 JSON object of a decoded advertisement."""
     auth = {"type": adv.auth_type}
     auth.update(dict(adv.auth_info))
-    return {
+    out = {
         "version": adv.version, "type": adv.type, "vrid": adv.vrid, "priority": adv.priority,
         "interval_ms": adv.interval_cs * 10, "addresses": [str(a) for a in adv.addresses],
         "src": str(adv.src), "dst": str(adv.dst), "ttl": adv.ttl, "checksum": adv.checksum,
         "auth": auth,
     }
+    if adv.first_not_link_local:    # keepalived's / FRR's usual IPv6 list (RFC 9568 §5.2.9 departs)
+        out["first_not_link_local"] = True
+    return out
 
 
 def _emit(obj: dict, out: TextIO) -> int:

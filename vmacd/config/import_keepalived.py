@@ -366,11 +366,8 @@ def _finish(stmt: Stmt, inst: dict[str, Any], raw: dict[str, Any], ctx: _Ctx) ->
     if version == 2 and (fam == 6 or advert_us % 1_000_000):
         ctx.notes.append(f"{where}: VRRPv2 carries only IPv4 and whole seconds; written as version 3")
         version = 3
-    if fam == 6 and not ipaddress.ip_interface(vips[0]).ip.is_link_local:
-        ll = f"fe80::1:{inst['vrid']:x}/64"
-        vips.insert(0, ll)
-        ctx.notes.append(f"{where}: added {ll} as the first IPv6 address (RFC 9568 §5.2.9); "
-                         "use the same on every router")
+    if fam == 6:
+        vips = _ipv6_list(vips, inst, where, ctx)
     cs = max(1, min(4095, round(advert_us / 10_000)))
     if cs * 10_000 != advert_us:
         ctx.notes.append(f"{where}: advert_int rounded to {durations.format_us(cs * 10_000)}")
@@ -383,6 +380,22 @@ def _finish(stmt: Stmt, inst: dict[str, Any], raw: dict[str, Any], ctx: _Ctx) ->
     if "auth" in raw:
         _auth(out, raw["auth"], version, where, ctx)
     return out
+
+
+def _ipv6_list(vips: list[str], inst: dict[str, Any], where: str, ctx: _Ctx) -> list[str]:
+    """keepalived's IPv6 list, kept as the same set: its peers drop adverts whose list differs
+    from theirs (count, or a missing address; order does not matter to them)."""
+    ll = [v for v in vips if ipaddress.ip_interface(v).ip.is_link_local]
+    if ll:
+        if vips[0] != ll[0]:
+            ctx.notes.append(f"{where}: {ll[0]} moved first (RFC 9568 §5.2.9; keepalived ignores the order)")
+        return [ll[0]] + [v for v in vips if v != ll[0]]
+    inst["ipv6_link_local_first"] = False
+    ctx.notes.append(f"{where}: no link-local address in the IPv6 list: kept as keepalived lists it, "
+                     "with ipv6_link_local_first = false, because keepalived peers drop adverts whose "
+                     "address list differs from their own; for RFC 9568 §5.2.9 add e.g. "
+                     f"fe80::1:{inst['vrid']:x}/64 first here and on every keepalived peer")
+    return vips
 
 
 def _auth(out: dict[str, Any], auth: dict[str, str], version: int, where: str, ctx: _Ctx) -> None:

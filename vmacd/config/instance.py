@@ -16,7 +16,8 @@ INSTANCE_KEYS = (
     "name", "interface", "vrid", "version", "priority", "advert_interval", "warn_after",
     "virtual_ips", "vmac", "vmac_mode", "preempt", "preempt_delay", "accept", "unicast_peers",
     "auth", "garp_repeat", "garp_refresh", "startup_delay", "graceful_handover",
-    "v3_checksum_pseudoheader", "v3_checksum_strict", "track_interfaces", "track_scripts",
+    "v3_checksum_pseudoheader", "v3_checksum_strict", "ipv6_link_local_first",
+    "ipv6_link_local_first_strict", "track_interfaces", "track_scripts",
     "track_files", "resources", "notify", "notify_master", "notify_backup", "notify_fault",
     "notify_stop",
 )
@@ -59,7 +60,8 @@ def parse_instance(issues: Issues, data: dict[str, Any], index: int,
     priority = r.integer("priority", 1, 255, default=model.DEFAULT_PRIORITY,
                          hint=" (0 is reserved for a master that is leaving, RFC 9568 §5.2.4)"
                          if zero else "")
-    vips = _virtual_ips(r, version)
+    ll_first = r.boolean("ipv6_link_local_first", True)
+    vips = _virtual_ips(r, version, ll_first is not False)
     interval_cs = _advert_interval(r, version)
     kwargs = {
         "name": name, "interface": interface, "vrid": vrid, "version": version,
@@ -79,6 +81,8 @@ def parse_instance(issues: Issues, data: dict[str, Any], index: int,
                                       model.HANDOVER_MODES),
         "v3_checksum_pseudoheader": r.boolean("v3_checksum_pseudoheader", True),
         "v3_checksum_strict": r.boolean("v3_checksum_strict", False),
+        "ipv6_link_local_first": ll_first,
+        "ipv6_link_local_first_strict": _link_local_strict(r, vips, ll_first),
         "track_interfaces": _track_interfaces(r),
         "track_scripts": _track_scripts(r, scripts),
         "track_files": _track_files(r),
@@ -94,6 +98,20 @@ def parse_instance(issues: Issues, data: dict[str, Any], index: int,
     if len(issues.items) > before:
         return None
     return model.Instance(**kwargs)
+
+
+def _link_local_strict(r: Reader, vips: tuple[model.IPInterface, ...], ll_first: bool | None) -> bool | None:
+    """ipv6_link_local_first_strict, after both IPv6 keys are checked against the family."""
+    strict = r.boolean("ipv6_link_local_first_strict", False)
+    if vips and vips[0].version == 4:
+        for key in ("ipv6_link_local_first", "ipv6_link_local_first_strict"):
+            if r.has(key):
+                r.error(key, "applies to IPv6 instances only (an IPv4 list has no link-local "
+                             "address; RFC 9568 §5.2.9)")
+    elif strict and ll_first is False:
+        r.error("ipv6_link_local_first_strict", "would drop adverts like this instance's own "
+                "(ipv6_link_local_first = false sends no link-local first): set one of them back")
+    return strict
 
 
 def _argv(r: Reader, key: str) -> tuple[str, ...]:
@@ -151,8 +169,9 @@ def _warn_after(r: Reader, interval_cs: int) -> float:
     return (us or 0) / 1_000_000
 
 
-def _virtual_ips(r: Reader, version: int | None) -> tuple[model.IPInterface, ...]:
-    """At least one VIP (9568-5.2.5-1), one family (5.2.9-2), IPv6 link-local first (6.1-3)."""
+def _virtual_ips(r: Reader, version: int | None, ll_first: bool = True) -> tuple[model.IPInterface, ...]:
+    """At least one VIP (9568-5.2.5-1), one family (5.2.9-2), IPv6 link-local first (6.1-3;
+    `ll_first` False, from ipv6_link_local_first = false, also allows a list without one)."""
     texts = r.str_list("virtual_ips")
     if texts is None:
         return ()
@@ -183,12 +202,26 @@ def _virtual_ips(r: Reader, version: int | None) -> tuple[model.IPInterface, ...
     if out and out[0].version == 6:
         if version == 2:
             r.error("version", "VRRPv2 is IPv4 only (RFC 3768); IPv6 needs version = 3, got 2")
-        if not out[0].ip.is_link_local:
-            r.issues.add(f"{r.at('virtual_ips')}[0]",
-                         "the first IPv6 address must be the virtual router's link-local address "
-                         "(RFC 9568 §5.2.9, §6.1: receivers drop advertisements whose first address "
-                         f"is not link-local); put e.g. \"fe80::1\" first, got {show(texts[0])}")
+        _link_local_first(r, out, texts, ll_first)
     return tuple(out)
+
+
+def _link_local_first(r: Reader, vips: list[model.IPInterface], texts: list[str], ll_first: bool) -> None:
+    """RFC 9568 §5.2.9 / §6.1: the VR link-local first; with ipv6_link_local_first = false a list
+    without one (keepalived's and FRR's usual), but never a link-local behind a global address."""
+    later = [i for i, v in enumerate(vips) if v.ip.is_link_local and i > 0]
+    if vips[0].ip.is_link_local:
+        return
+    if ll_first:
+        r.issues.add(f"{r.at('virtual_ips')}[0]",
+                     "the first IPv6 address must be the virtual router's link-local address "
+                     "(RFC 9568 §5.2.9, §6.1: RFC receivers drop advertisements whose first address "
+                     f"is not link-local); put e.g. \"fe80::1\" first, got {show(texts[0])} (or set "
+                     "ipv6_link_local_first = false to send keepalived's / FRR's global-only list)")
+    elif later:
+        r.issues.add(f"{r.at('virtual_ips')}[{later[0]}]",
+                     "a link-local address goes first in an IPv6 list (RFC 9568 §5.2.9), got "
+                     f"{show(str(vips[later[0]]))} after {show(texts[0])}")
 
 
 def _unicast_peers(r: Reader, vips: tuple[model.IPInterface, ...]) -> tuple[model.IPAddress, ...]:

@@ -163,6 +163,10 @@ class Instance:
     graceful_handover: str = "make-before-break"
     v3_checksum_pseudoheader: bool = True
     v3_checksum_strict: bool = False
+    # IPv6: False sends a list without the link-local (keepalived's / FRR's usual), a departure
+    ipv6_link_local_first: bool = True
+    # IPv6: True drops adverts whose first address is not link-local (RFC 9568 §7.1, E8300)
+    ipv6_link_local_first_strict: bool = False
     track_interfaces: tuple[TrackedInterface, ...] = ()
     track_scripts: tuple[TrackedScript, ...] = ()
     track_files: tuple[TrackedFile, ...] = ()

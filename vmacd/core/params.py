@@ -20,7 +20,8 @@ class RouterParams:
 
     vrid: int                             # 1..255 (§6.1 VRID)
     primary: IPAddress                    # our own source: IPv4 primary / IPv6 link-local
-    vips: tuple[IPAddress, ...]           # IPvX addresses (IPv6: link-local first, §6.1-3)
+    vips: tuple[IPAddress, ...]           # IPvX addresses (IPv6: link-local first, §6.1-3, or
+                                          # none: config ipv6_link_local_first = false)
     version: int = 3                      # 2 (RFC 3768, IPv4 only) | 3 (RFC 9568)
     priority: int = 100                   # 1..254, or 255 = address owner (§6.1, default 100)
     interval_cs: int = 100                # Advertisement_Interval, centiseconds (v2: k * 100)
@@ -57,8 +58,9 @@ class RouterParams:
             raise bad("vips", "one address family, the primary's", self.vips)
         if self.version == 2 and self.family == 6:
             raise bad("version", "3 for IPv6", self.version)
-        if self.family == 6 and not self.vips[0].is_link_local:
-            raise bad("vips", "an IPv6 list that starts with the link-local VIP", self.vips)
+        if self.family == 6 and not self.vips[0].is_link_local \
+                and any(a.is_link_local for a in self.vips):
+            raise bad("vips", "an IPv6 list with its link-local VIP first", self.vips)
         if self.preempt_delay < 0 or self.startup_delay < 0:
             raise bad("preempt_delay/startup_delay", ">= 0 s",
                       (self.preempt_delay, self.startup_delay))

@@ -80,6 +80,11 @@ class Advertisement:
     `interval_cs` is always centiseconds: v3 carries them (12 bits), v2 carries whole seconds
     which the codec multiplies by 100 (RFC 9568 §8.4.2). `src` is the sender's primary address
     (IPv4) or link-local (IPv6): the tie-break of §6.4.3 compares it.
+
+    `first_not_link_local` marks a received IPv6 advert whose first address is not link-local
+    (keepalived's and FRR's usual lists): accepted unless decoded with `strict_link_local`
+    (RFC 9568 §7.1, erratum 8300), so the receiver can count and show it. Always False for IPv4
+    and for templates.
     """
 
     version: int                      # 2 | 3
@@ -94,6 +99,7 @@ class Advertisement:
     checksum: str = ""                # CHECKSUM_* form that matched on receive
     auth_type: str = "none"           # none | pass | ah | hmac-sha256
     auth_info: tuple[tuple[str, object], ...] = field(default=())  # e.g. (("counter", 7),)
+    first_not_link_local: bool = False  # IPv6 only: accepted although §5.2.9 wants link-local
 
     @property
     def family(self) -> int:

@@ -131,8 +131,9 @@ def _check_template(adv: Advertisement, src: IPAddress, dst: IPAddress) -> None:
     if fam == 6:
         if not src.is_link_local:
             raise UsageError(f"IPv6 source must be the interface's link-local, got {src} (§5.1.2.1)")
-        if not adv.addresses[0].is_link_local:
-            raise UsageError(f"the first IPv6 address must be link-local, got {adv.addresses[0]} (§5.2.9)")
+        if not adv.addresses[0].is_link_local and any(a.is_link_local for a in adv.addresses):
+            raise UsageError(f"a link-local address in an IPv6 list comes first (§5.2.9), got "
+                             f"{adv.addresses[0]} first")
     if src.is_multicast or src.is_unspecified:
         raise UsageError(f"source must be a unicast address, got {src}")
 
@@ -183,7 +184,10 @@ def encode(adv: Advertisement, *, src: object, dst: object, pseudo_header: bool 
     Built once per distinct (adv, src, dst, pseudo_header, auth) and cached; with hmac-sha256 only
     the 28-byte trailer for `counter` is computed per call. `auth` ah gives the v2 message with
     Auth Type 2 and zero auth data: the AH itself is added by build_ip_packet(). UsageError when
-    `adv` is not sendable (bad field, VIP as source, IPv6 first address not link-local, ...).
+    `adv` is not sendable (bad field, VIP as source, a link-local IPv6 address that is not first,
+    ...). An IPv6 list without any link-local address (keepalived's and FRR's usual list) is
+    sendable: whether to send one (RFC 9568 §5.2.9 wants the link-local first) is the
+    configuration's call (`ipv6_link_local_first`).
     """
     spec = auth or _auth.NO_AUTH
     s, d = _addr(src, "src"), _addr(dst, "dst")
@@ -200,28 +204,33 @@ def encode(adv: Advertisement, *, src: object, dst: object, pseudo_header: bool 
 # ---------------------------------------------------------------------------------------------
 # Decoding (receive path). Order of checks, first failure wins: ttl, length (header), version,
 # type, addresses (count 0), length (complete; trailing bytes refused), checksum, interval,
-# addresses (IPv6 first link-local), auth. docs/wire.md explains each.
+# addresses (IPv6 first link-local, only with strict_link_local), auth. docs/wire.md explains each.
 # ---------------------------------------------------------------------------------------------
 
 def decode(payload: bytes, *, src: object, dst: object, ttl: int | None,
            auth: _auth.AuthSpec | None = None, pseudo_header: bool = True,
-           strict_checksum: bool = False, verify_auth: bool = True) -> Advertisement:
+           strict_checksum: bool = False, verify_auth: bool = True,
+           strict_link_local: bool = False) -> Advertisement:
     """Judge one received VRRP payload (RFC 9568 §7.1, RFC 3768 §7.1); PacketError when refused.
 
     `ttl` is the IPv4 TTL or the IPv6 hop limit from the IPV6_HOPLIMIT cmsg; None (cmsg missing)
     is refused like any TTL other than 255. `auth` None means type none. `verify_auth=False`
     (for `vmacd decode` without a key) reports the auth a packet carries without checking it.
     IPsec AH cannot be judged from the payload: use decode_ip_packet() for it.
+    An IPv6 advert whose first address is not link-local is accepted and marked
+    (`first_not_link_local`); `strict_link_local=True` refuses it ("addresses"), as RFC 9568 §7.1
+    (erratum 8300) says.
     """
     spec = auth or _auth.NO_AUTH
     if verify_auth and spec.type == "ah":
         raise UsageError("AH covers the IP header: decode AH packets with decode_ip_packet()")
     return _decode(bytes(payload), _addr(src, "src"), _addr(dst, "dst"), ttl, spec,
-                   bool(pseudo_header), strict_checksum, verify_auth, None)
+                   bool(pseudo_header), strict_checksum, verify_auth, None, strict_link_local)
 
 
 def _decode(p: bytes, src: IPAddress, dst: IPAddress, ttl: int | None, spec: _auth.AuthSpec,
-            pseudo: bool, strict: bool, verify: bool, ah: dict | None) -> Advertisement:
+            pseudo: bool, strict: bool, verify: bool, ah: dict | None,
+            strict_ll: bool = False) -> Advertisement:
     if ttl is None:
         raise PacketError("ttl", "TTL / hop limit unknown (IPV6_HOPLIMIT cmsg missing)")
     if ttl != TTL:
@@ -251,12 +260,13 @@ def _decode(p: bytes, src: IPAddress, dst: IPAddress, ttl: int | None, spec: _au
         raise PacketError("interval", "advertisement interval is 0")
     ctor = ipaddress.IPv4Address if alen == 4 else ipaddress.IPv6Address
     addrs = tuple(ctor(p[i:i + alen]) for i in range(HEADER_LEN, HEADER_LEN + count * alen, alen))
-    if alen == 16 and not addrs[0].is_link_local:
+    not_ll = alen == 16 and not addrs[0].is_link_local
+    if not_ll and strict_ll:
         raise PacketError("addresses", f"first IPv6 address {addrs[0]} is not link-local")
     atype, info = _judge_auth(p, std, version, src, dst, spec, verify, ah)
     return Advertisement(version=version, vrid=p[1], priority=p[2], interval_cs=interval,
                          addresses=addrs, src=src, dst=dst, ttl=ttl, type=vtype, checksum=form,
-                         auth_type=atype, auth_info=info)
+                         auth_type=atype, auth_info=info, first_not_link_local=not_ll)
 
 
 def _trailer_len(p: bytes, std: int, version: int, spec: _auth.AuthSpec, verify: bool) -> int:
@@ -371,19 +381,21 @@ def build_ip_packet(adv: Advertisement, *, src: object, dst: object, pseudo_head
 
 
 def decode_ip_packet(data: bytes, auth: _auth.AuthSpec | None = None, *, pseudo_header: bool = True,
-                     strict_checksum: bool = False, verify_auth: bool = True) -> Advertisement:
+                     strict_checksum: bool = False, verify_auth: bool = True,
+                     strict_link_local: bool = False) -> Advertisement:
     """Judge a whole IP packet (IPv4 incl. AH, or IPv6) carrying VRRP; PacketError when refused.
 
     IPv4: version, IHL, total length (bytes beyond it, e.g. Ethernet padding, are cut off),
     header checksum ("checksum"), no fragments, protocol 112 or 51 (AH then 112). IPv6: payload
-    length, next header 112 (extension headers are not accepted: "malformed"). Then decode().
+    length, next header 112 (extension headers are not accepted: "malformed"). Then decode()
+    (`strict_link_local` as there).
     """
     spec = auth or _auth.NO_AUTH
     data = bytes(data)
     if not data:
         raise PacketError("length", "empty packet")
     if data[0] >> 4 == 6:
-        return _decode_ipv6(data, spec, pseudo_header, strict_checksum, verify_auth)
+        return _decode_ipv6(data, spec, pseudo_header, strict_checksum, verify_auth, strict_link_local)
     if data[0] >> 4 != 4:
         raise PacketError("malformed", f"IP version {data[0] >> 4}, expected 4 or 6")
     ihl = (data[0] & 0x0F) * 4
@@ -409,7 +421,7 @@ def decode_ip_packet(data: bytes, auth: _auth.AuthSpec | None = None, *, pseudo_
 
 
 def _decode_ipv6(data: bytes, spec: _auth.AuthSpec, pseudo: bool, strict: bool,
-                 verify: bool) -> Advertisement:
+                 verify: bool, strict_ll: bool) -> Advertisement:
     if len(data) < IPV6_HEADER_LEN:
         raise PacketError("length", f"{len(data)} bytes, shorter than the IPv6 header")
     plen, nxt, hlim = struct.unpack_from("!4xHBB", data)
@@ -419,7 +431,7 @@ def _decode_ipv6(data: bytes, spec: _auth.AuthSpec, pseudo: bool, strict: bool,
         raise PacketError("malformed", f"IPv6 next header {nxt}, not VRRP (112)")
     src, dst = ipaddress.IPv6Address(data[8:24]), ipaddress.IPv6Address(data[24:40])
     payload = data[IPV6_HEADER_LEN:IPV6_HEADER_LEN + plen]
-    return _decode(payload, src, dst, hlim, spec, pseudo, strict, verify, None)
+    return _decode(payload, src, dst, hlim, spec, pseudo, strict, verify, None, strict_ll)
 
 
 def _strip_ah(ip_header: bytes, payload: bytes, src: IPAddress, dst: IPAddress,

@@ -36,6 +36,12 @@ class Frr(Router):
         assert self.cfg is not None
         return f"vrrp{self.cfg.family}-{self.cfg.vrid}"
 
+    @property
+    def vips(self) -> list[str]:
+        """The virtual addresses in advert order: ``configure(..., vips=[...])`` or the one VIP."""
+        assert self.cfg is not None
+        return list(self.cfg.extra.get("vips") or [self.cfg.vip])
+
     def render(self) -> str:
         """The vrrpd.conf text for ``self.cfg``."""
         c = self.cfg
@@ -43,8 +49,8 @@ class Frr(Router):
         n = c.vrid
         lines = [f"hostname {c.node}", f"interface {self.lab.ifname(c.node, c.lan)}",
                  f" vrrp {n} version {c.version}", f" vrrp {n} priority {c.priority}",
-                 f" vrrp {n} advertisement-interval {c.advert_ms}",
-                 f" vrrp {n} {'ip' if c.family == 4 else 'ipv6'} {c.vip}"]
+                 f" vrrp {n} advertisement-interval {c.advert_ms}"]
+        lines += [f" vrrp {n} {'ip' if c.family == 4 else 'ipv6'} {v.split('/')[0]}" for v in self.vips]
         if not c.preempt:
             lines.append(f" no vrrp {n} preempt")
         return "\n".join(lines) + "\n"
@@ -57,6 +63,8 @@ class Frr(Router):
             raise ValueError("FRR vrrpd works only with a macvlan (vmac=True)")
         if c.track:
             raise ValueError("FRR vrrpd has no object tracking")
+        if c.extra.get("unicast_peers"):
+            raise ValueError("FRR 8.4 vrrpd has no unicast mode (multicast only)")
         (self.dir / "zebra.conf").write_text(f"hostname {c.node}\n")
         (self.dir / "vrrpd.conf").write_text(self.render())
         # the daemons drop to user frr (root is not in the frrvty group): give them the directory
@@ -75,7 +83,9 @@ class Frr(Router):
         run(["ip", "-n", ns, "link", "set", mv, "addrgenmode", "random"])
         run(["ip", "-n", ns, "link", "set", mv, "address", c.vmac_addr])
         plen = lab.topo.prefixlen(c.lan, c.family)
-        run(["ip", "-n", ns, f"-{c.family}", "addr", "add", f"{c.vip}/{plen}", "dev", mv])
+        for vip in self.vips:
+            cidr = vip if "/" in vip else f"{vip}/{plen}"
+            run(["ip", "-n", ns, f"-{c.family}", "addr", "add", cidr, "dev", mv])
         run(["ip", "-n", ns, "link", "set", mv, "up"])
 
     def _argv(self, daemon: str) -> list[str]:

@@ -12,7 +12,11 @@ from .fifo import NotifyFifo
 KEEPALIVED = "/usr/sbin/keepalived"
 
 class Keepalived(NotifyFifo, Router):
-    """keepalived -P -n -l -D with per-run pid files; notify_fifo read by a thread gives state()."""
+    """keepalived -P -n -l -D with per-run pid files; notify_fifo read by a thread gives state().
+
+    ``configure(..., vips=[...])`` lists the ``virtual_ipaddress`` block in that order (default: the
+    one VIP); ``unicast_peers=[...]`` adds a ``unicast_peer`` block (unicast mode).
+    """
 
     name = "keepalived"
 
@@ -58,7 +62,12 @@ class Keepalived(NotifyFifo, Router):
             lines.append("  nopreempt")
         if track:
             lines.append(track)
-        lines += ["  virtual_ipaddress {", f"    {c.vip}/{plen}", "  }", "}"]
+        peers = c.extra.get("unicast_peers") or ()
+        if peers:       # keepalived then refuses multicast adverts ("Expected unicast packet")
+            lines += ["  unicast_peer {", *(f"    {p}" for p in peers), "  }"]
+        vips = c.extra.get("vips") or [c.vip]
+        lines += ["  virtual_ipaddress {", *(f"    {v if '/' in v else f'{v}/{plen}'}" for v in vips),
+                  "  }", "}"]
         return "\n".join(lines) + "\n"
 
     def write_config(self) -> None:

@@ -42,15 +42,20 @@ class Vmacd(NotifyFifo, Router):
 
     # -- config ----------------------------------------------------------------------------------
     def render(self) -> str:
-        """The vmacd.toml text for ``self.cfg`` (accept = true: the lab's probes go to the VIP)."""
+        """The vmacd.toml text for ``self.cfg`` (accept = true: the lab's probes go to the VIP).
+
+        ``virtual_ips``: ``extra["vips"]`` in that order when given, else the VIP (IPv6: after
+        ``fe80::1``). Instance keys in ``extra`` (unicast_peers, ipv6_link_local_first, ...) are
+        written as given.
+        """
         c = self.cfg
         assert c is not None and self.lab is not None
         plen = self.lab.topo.prefixlen(c.lan, c.family)
         iface = self.lab.ifname(c.node, c.lan)
-        vips = [f"{c.vip}/{plen}"]
-        if c.family == 6:
-            vips.insert(0, "fe80::1/64")
         x = c.extra
+        vips = [v if "/" in v else f"{v}/{plen}" for v in x.get("vips") or [c.vip]]
+        if c.family == 6 and not x.get("vips"):
+            vips.insert(0, "fe80::1/64")        # the VR link-local first (RFC 9568 §5.2.9)
         lines = ["[global]", f'node = "{c.node}"', f'control_socket = "{self.socket_path}"',
                  f'metrics_listen = "{x.get("metrics_listen", "127.0.0.1:9650")}"',
                  f'notify = "{self.dir / "notify.sh"}"', "", "[[instance]]", 'name = "lan"',
@@ -61,6 +66,7 @@ class Vmacd(NotifyFifo, Router):
                  f"accept = {str(x.get('accept', True)).lower()}"]
         for key in ("preempt_delay", "startup_delay", "graceful_handover", "garp_repeat",
                     "vmac_mode", "v3_checksum_pseudoheader", "v3_checksum_strict",
+                    "ipv6_link_local_first", "ipv6_link_local_first_strict",
                     "unicast_peers", "warn_after", "garp_refresh"):
             if key in x:
                 val = x[key]

@@ -80,8 +80,15 @@ def main() -> None:
     bad_ck = bytearray(v3_4)
     bad_ck[-1] ^= 0x01
     v.append({"name": "bad-checksum-flipped-bit", "hex": bytes(bad_ck).hex(), "error": "checksum"})
-    bad_v6 = raw(IPv6(src="fe80::2", dst=G6, hlim=255) / VRRPv3(vrid=5, addrlist=["2001:db8::1"]))
-    v.append({"name": "bad-ipv6-first-not-link-local", "hex": bad_v6.hex(), "error": "addresses"})
+    # keepalived's and FRR's usual IPv6 list (no link-local): accepted and marked by default,
+    # refused with strict_link_local (RFC 9568 §7.1, erratum 8300)
+    global_v6 = raw(IPv6(src="fe80::2", dst=G6, hlim=255) / VRRPv3(vrid=5, addrlist=["2001:db8::1"]))
+    v.append({"name": "v3-ipv6-global-first", "hex": global_v6.hex(), "expect": {
+        "version": 3, "type": 1, "vrid": 5, "priority": 100, "interval_ms": 1000,
+        "addresses": ["2001:db8::1"], "src": "fe80::2", "dst": G6, "ttl": 255,
+        "checksum": "pseudo-header", "auth": {"type": "none"}, "first_not_link_local": True}})
+    v.append({"name": "bad-ipv6-first-not-link-local", "hex": global_v6.hex(), "error": "addresses",
+              "options": {"strict_link_local": True}})
     print(json.dumps(v, indent=1))
 
 
