@@ -38,7 +38,7 @@ from vmacd.core.events import (
     MasterSeen,
     Notify,
     ParamsChanged,
-    PeerLeaving,
+    PrepareTakeover,
     PrimaryChanged,
     ReleaseVips,
     ResourceFailed,
@@ -51,6 +51,7 @@ from vmacd.core.events import (
     Stopped,
 )
 from vmacd.core.fsm import State, VirtualRouter
+from vmacd.core.peers import PeerTable
 from vmacd.core.params import RouterParams
 from vmacd.core.proto import VRRP_GROUP_V4, VRRP_GROUP_V6, IPAddress
 from vmacd.linux.link import PacketSender
@@ -125,6 +126,9 @@ class Runner:
         self.auth = auth_spec(cfg.auth)
         self.replay = core_auth.ReplayGuard()
         self.router = VirtualRouter(router_params(cfg, primary))
+        self.peers = PeerTable(tuple(v.ip for v in cfg.virtual_ips), forget_after=max(
+            3.0, 3 * self.router.snapshot()["master_down_interval_cs"] / 100))   # type: ignore[operator]
+        self._peer: object | None = None          # the row of the peer accepted last
         self.resources = ResourceSet(self.loop, deps.procs, cfg.name, cfg.resources, self)
         self.stopped = Deferred()
         self._timer: Timer | None = None
@@ -276,7 +280,7 @@ class Runner:
             return
         key = data[8:9] + data[12:20] + data[ihl:]     # TTL, source, destination, VRRP message
         if key == self._last_key and self.router.repeat(now := self.loop.time()):
-            self._heard(self._last_adv, now)           # type: ignore[arg-type]
+            self._repeated(now)
             return
         try:
             if data[9] == wire.IPPROTO_AH:
@@ -301,12 +305,13 @@ class Runner:
             return
         key = bytes((hops or 0,)) + src.packed + (dst.packed if dst else b"") + data
         if key == self._last_key and self.router.repeat(now := self.loop.time()):
-            self._heard(self._last_adv, now)           # type: ignore[arg-type]
+            self._repeated(now)
             return
         try:
             adv = wire.decode(data, src=src, dst=dst or self._frame_mcast, ttl=hops,
                               auth=self.auth, pseudo_header=self.cfg.v3_checksum_pseudoheader,
-                              strict_checksum=self.cfg.v3_checksum_strict)
+                              strict_checksum=self.cfg.v3_checksum_strict,
+                              strict_link_local=self.cfg.ipv6_link_local_first_strict)
         except wire.PacketError as exc:
             self._dropped(exc, src)
             return
@@ -321,8 +326,15 @@ class Runner:
                 return
         now = self.loop.time()
         actions = self.router.handle(AdvertReceived(adv), now)
-        if not any(type(a) is Drop for a in actions):      # a refused advert only counts a drop
+        drops = [a for a in actions if type(a) is Drop]
+        if drops:                                           # a refused advert only counts a drop
+            if adv.src is not None:
+                self.peers.refused(adv.src, drops[0].reason, drops[0].detail, now)
+        else:
             self._heard(adv, now)
+            if adv.src is not None:
+                self.peers.heard(adv, now)
+                self._peer = self.peers.row(adv.src)
             if adv.priority == 0:
                 self.metrics.priority_zero_received()
         counters = self.auth.type in ("hmac-sha256", "ah")  # a repeat of those is a replay
@@ -331,6 +343,14 @@ class Runner:
         else:
             self._last_key = None
         self.execute(actions)
+
+    def _repeated(self, now: float) -> None:
+        """The repeat of the advert accepted last: counters and its sender's row, cheaply."""
+        self._heard(self._last_adv, now)                    # type: ignore[arg-type]
+        peer = self._peer
+        if peer is not None:
+            peer.last = now                                 # type: ignore[attr-defined]
+            peer.accepted += 1                              # type: ignore[attr-defined]
 
     def _heard(self, adv: wire.Advertisement, now: float) -> None:
         """Counters, checksum form and Heartbeat's warntime for an accepted advert."""
@@ -352,8 +372,10 @@ class Runner:
                         self.cfg.name, gap * 1000, self.cfg.warn_after * 1000,
                         extra={"instance": self.cfg.name, "gap_ms": round(gap * 1000, 1)})
 
-    def _dropped(self, exc: wire.PacketError, src: object) -> None:
+    def _dropped(self, exc: wire.PacketError, src: IPAddress | None) -> None:
         self.metrics.dropped(exc.reason)
+        if src is not None:
+            self.peers.refused(src, exc.reason, exc.detail, self.loop.time())
         self.d_log_drop(exc.reason, f"{self.cfg.name}: from {src}: {exc.detail}")
 
     def d_log_drop(self, reason: str, detail: str) -> None:
@@ -467,6 +489,7 @@ class Runner:
             for vip in old.virtual_ips:
                 self.d.guardian.unvip(self.parent_index, str(vip))
         self._dropping = [str(v) for v in old.virtual_ips if v not in cfg.virtual_ips]
+        self.peers.set_ours(tuple(v.ip for v in cfg.virtual_ips))
         self.handle(ParamsChanged(router_params(cfg, self.primary)))
         self._dropping = []
         if self.d.guardian is not None:
@@ -519,8 +542,8 @@ class Runner:
                 self.resources.stop()        # someone else took over: our early start is moot
         elif kind is DualMaster:
             self.metrics.dual_master()
-        elif kind is PeerLeaving:
-            if self.cfg.resources and not self.resources.exclusive and self.router.failed == {}:
+        elif kind is PrepareTakeover:
+            if self.cfg.resources and not self.resources.exclusive and not self.router.failed:
                 self.resources.start(prepared=True)   # serve from our first frame as master
         elif kind is HandoverDone:
             self._handover_done(a)                   # type: ignore[arg-type]
@@ -769,6 +792,7 @@ class Runner:
             "since": None if last is None else self._wall_offset + last["time"],  # type: ignore[index]
             "maintenance": snap["maintenance"], "faults": snap["faults"],
             "failed": failed, "resources": self.resources.status(),
+            "peers": self.peers.status(now),
             "trackers": {t.name: t.up for t in r.tracking.states},
         }
 

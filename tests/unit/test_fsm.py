@@ -10,7 +10,7 @@ from vmacd.core.events import (
     Announce,
     ClaimVips,
     MasterSeen,
-    PeerLeaving,
+    PrepareTakeover,
     ReleaseVips,
     SendAdvert,
     Shutdown,
@@ -196,7 +196,8 @@ def test_backup_without_preempt_accepts_lower_priority_master():
 def test_preempting_backup_discards_lower_adverts_and_takes_over():
     r = started(priority=150)
     deadline = r.get_timer()
-    for t in (1.0, 2.0, 3.0):
+    assert r.handle(adv(100), 1.0) == [PrepareTakeover(A("192.0.2.9"))]   # ready the service
+    for t in (2.0, 3.0):
         assert r.handle(adv(100), t) == []
     assert r.get_timer() == deadline
     r.handle_timer(deadline)
@@ -225,7 +226,7 @@ def test_priority_zero_gives_takeover_after_skew():
 def test_priority_zero_is_neither_immediate_nor_full_interval():
     r = started()
     r.handle(adv(200), 1.0)
-    assert r.handle(adv(0), 2.0) == [PeerLeaving(A("192.0.2.9"))]    # no takeover at once
+    assert r.handle(adv(0), 2.0) == [PrepareTakeover(A("192.0.2.9"))]    # no takeover at once
     assert r.state is State.BACKUP
     assert r.get_timer() < 2.0 + MDI_100
 

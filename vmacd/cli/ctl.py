@@ -116,6 +116,14 @@ def print_status(reply: dict, out: TextIO, now: float | None = None) -> None:
             ",".join(f"{k}:{'up' if v else 'down'}" for k, v in trackers.items()) or "-",
         ])
     table(rows, out)
+    for inst in reply.get("instances") or []:
+        if not isinstance(inst, dict):
+            continue
+        for peer in inst.get("peers") or []:
+            if not isinstance(peer, dict):
+                continue
+            for note in peer.get("warnings") or []:
+                out.write(f"{inst.get('name', '?')}: peer {peer.get('src', '?')}: {note}\n")
 
 
 def print_history(reply: dict, out: TextIO) -> None:

@@ -260,12 +260,14 @@ class HandoverDone:
 
 
 @dataclass(frozen=True, slots=True)
-class PeerLeaving:
-    """A backup heard the master's priority 0 (a planned handover): it may prepare its resources
-    now, before its Skew_Time runs out, so it serves from its first frame."""
+class PrepareTakeover:
+    """A backup expects to become master soon — it heard the master's priority 0 (a planned
+    handover), or it will preempt a lower-priority master (§6.4.2-14): it may start its resources
+    now, before its timer runs out, so it serves from its first frame (make-before-break for the
+    service). `src` is the master it replaces."""
 
     src: IPAddress | None
 
 
 Action = (SendAdvert | ClaimVips | ReleaseVips | Announce | StateChanged | RunResources | Notify
-          | Drop | Log | MasterSeen | DualMaster | Stopped | HandoverDone | PeerLeaving)
+          | Drop | Log | MasterSeen | DualMaster | Stopped | HandoverDone | PrepareTakeover)

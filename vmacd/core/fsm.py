@@ -46,7 +46,7 @@ from vmacd.core.events import (
     MasterSeen,
     Notify,
     ParamsChanged,
-    PeerLeaving,
+    PrepareTakeover,
     PrimaryChanged,
     ReleaseVips,
     ResourceFailed,
@@ -143,6 +143,7 @@ class VirtualRouter:
         self._drain_force = False
         self._startup_until = 0.0
         self._lower_since: float | None = None   # preempt_delay: first lower advert of a run
+        self._preparing = False                  # PrepareTakeover sent for this run
         self._announced_at: float | None = None  # last re-announce while answering (§6.4.3-14)
         self._owner_src: tuple[IPAddress | None, float] | None = None
         self._rival: list | None = None          # [src, first heard, counted] of another master
@@ -324,6 +325,7 @@ class VirtualRouter:
         self._leaving = None
         self._stopping = False
         self._lower_since = None
+        self._preparing = False
         self._rival = None
         self._repeat_ok = False
         self.history.append(Transition(now, old.value, new.value, reason))
@@ -516,9 +518,14 @@ class VirtualRouter:
         if adv.priority == 0:                                              # §6.4.2-12
             if self._down_at is not None:
                 self._arm_down(now, self._skew_cs())
-                out.append(PeerLeaving(adv.src))
+                if not self._preparing:
+                    self._preparing = True
+                    out.append(PrepareTakeover(adv.src))
             return out
         if self._would_preempt(adv.priority, self.group_directive.hold):
+            if not self._preparing:                  # the first of a run: get the service ready
+                self._preparing = True
+                out.append(PrepareTakeover(adv.src))
             if self.params.preempt_delay > 0:
                 if self._lower_since is None:
                     self._lower_since = now
@@ -526,6 +533,7 @@ class VirtualRouter:
                     return out + self._accept(adv, now)                   # preempt_delay
             return out                                                     # §6.4.2-14 discard
         self._lower_since = None
+        self._preparing = False
         out += self._accept(adv, now)                                     # §6.4.2-13
         self._repeat_ok = True
         return out

@@ -14,12 +14,9 @@ and FRR's usual list. `check_addresses` says which of these apply to a peer's li
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
-from vmacd.core.wire import Advertisement
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from vmacd.core.proto import Advertisement, IPAddress
 
 MAX_PEERS = 32          # a LAN of forged sources must not grow the table without bound
 
@@ -120,6 +117,10 @@ class PeerTable:
             row.check = check_addresses(adv.addresses, self.ours)
         row.advert = adv
         return row.check
+
+    def row(self, src: IPAddress | None) -> Peer | None:
+        """The row of `src` (None when not heard), for a caller that updates it in place."""
+        return self._rows.get(src) if src is not None else None
 
     def refused(self, src: IPAddress, reason: str, detail: str, now: float) -> None:
         """An advert from `src` dropped with drop reason `reason` (codec or state machine)."""
