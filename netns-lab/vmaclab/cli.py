@@ -66,9 +66,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scenario_path(name: str) -> Path:
+def _scenario_path(name: str) -> Path | None:
+    """A scenario file by path or by name under netns-lab/scenarios; None (said) when neither."""
     path = Path(name)
-    return path if path.exists() else SCENARIO_DIR / f"{name}.toml"
+    path = path if path.exists() else SCENARIO_DIR / f"{name}.toml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
+        print(f"vmac-lab: no scenario {name!r} (a path, or one of: {names})", file=sys.stderr)
+        return None
+    return path
 
 
 def _is_web(path: Path) -> bool:
@@ -82,6 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run one scenario file (TOML) and print its record."""
     from . import scenario
     path = _scenario_path(args.scenario)
+    if path is None:
+        return 2
     if _is_web(path):
         return _web(path, args)
     overrides = {k: v for k, v in (("impl", args.impl), ("event", args.event),
@@ -99,7 +107,11 @@ def _web(path: Path, args: argparse.Namespace) -> int:
         print(f"vmac-lab: {path.stem} runs vmacd only, got --impl {args.impl}", file=sys.stderr)
         return 2
     events = args.event.split(",") if args.event else None
-    sc = webcluster.WebScenario.from_file(path, advert_ms=args.advert, events=events)
+    try:
+        sc = webcluster.WebScenario.from_file(path, advert_ms=args.advert, events=events)
+    except (ValueError, TypeError) as exc:
+        print(f"vmac-lab: {path.name}: {exc}", file=sys.stderr)
+        return 2
     print(f"vmac-lab: {sc.scenario}: nodes a and b (lighttpd, vmacd from `vmacd import heartbeat`), "
           f"client c1; keepalive {sc.advert_ms} ms; events: {', '.join(sc.events)}", flush=True)
     rec = webcluster.run(sc, Path(args.out), progress=lambda m: print(f"  {m}", flush=True))
@@ -116,16 +128,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The demo scenario (3 routers + client, crash of the master) with --impl (vmacd default):
     prints the failover timeline; exit 1 when no failover happened."""
     from . import scenario, timeline
+    path = SCENARIO_DIR / "demo.toml"
     if args.scenario:
-        return _web(_scenario_path(args.scenario), args)
+        path = _scenario_path(args.scenario)
+        if path is None:
+            return 2
+        if _is_web(path):
+            return _web(path, args)
     overrides = {"impl": args.impl}
     if args.event:
         overrides["event"] = args.event
     if args.advert:
         overrides["advert_ms"] = args.advert
-    print(f"vmac-lab demo: 3 routers + client in network namespaces, {args.impl}, "
-          f"{args.event or 'crash'} of the master ...", flush=True)
-    rec = scenario.run_file(SCENARIO_DIR / "demo.toml", out_dir=Path(args.out), **overrides)
+    sc = scenario.Scenario.from_file(path, **overrides)
+    what = "3 routers + client" if path.name == "demo.toml" else f"{sc.topology} ({path.stem})"
+    print(f"vmac-lab demo: {what} in network namespaces, {sc.impl}, {sc.event} of the master ...",
+          flush=True)
+    rec = scenario.run(sc, out_dir=Path(args.out))
     print()
     print(timeline.render(rec, png=rec.get("meta", {}).get("png")))
     print()

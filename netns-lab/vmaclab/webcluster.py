@@ -23,6 +23,7 @@ HTTP outage, failed requests, probes lost, who served before and after, when the
 """
 from __future__ import annotations
 
+import json
 import signal
 import time
 import tomllib
@@ -85,10 +86,14 @@ class WebScenario:
         data.update({k: v for k, v in overrides.items() if v is not None})
         for key in ("advert_ms", "initdead_ms"):
             if isinstance(data.get(key), str):
-                data[key] = parse_duration_ms(data[key])
+                try:
+                    data[key] = parse_duration_ms(data[key])
+                except ValueError:
+                    raise ValueError(f"{key}: not a duration such as 200ms or 2s, got "
+                                     f"{data[key]!r}") from None
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
-            raise ValueError(f"{path}: unknown scenario keys {sorted(unknown)}")
+            raise ValueError(f"unknown scenario keys {sorted(unknown)}")
         return cls(**data)
 
     def options(self) -> Options:
@@ -282,7 +287,6 @@ def _record(c: Cluster, sc: WebScenario, done: list[dict], reqs: dict, pings: di
 def save(rec: dict, out_dir: Path | None) -> dict:
     if out_dir is None:
         return rec
-    import json
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / f"{rec['scenario']}-{rec['config']['advert_ms']}ms"
     rec["json"] = str(stem.with_suffix(".json"))

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from vmaclab import hadir, httpprobe
+from vmaclab import cli, hadir, httpprobe
 from vmaclab.cluster import NODES, Cluster, Options
 from vmaclab.httpprobe import Request, window
 from vmaclab.lab import lab_namespaces
@@ -147,3 +147,22 @@ def test_webcluster_scenario_writes_record_and_timeline(tmp_path: Path):
     assert Path(rec["png"]).read_bytes()[:4] == b"\x89PNG"
     table = render(rec)
     assert "cut" in table and "a -> b" in table and "00:00:5e:00:01:01" in table
+
+
+def test_loadshare_demo_from_the_command_line(tmp_path: Path, capsys):
+    assert cli.main(["demo", "--scenario", "loadshare", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    crash = [ln.split() for ln in out.splitlines() if ln.startswith("crash ")]
+    assert [row[1] for row in crash] == ["192.0.2.254", "192.0.2.253"]
+    assert crash[1][2:6] == ["0", "ms", "0", "0"]                  # b's address: nothing lost
+    assert (tmp_path / "loadshare-200ms.json").exists() and (tmp_path / "loadshare-200ms.png").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--event", "cut,bogus"], "events of webcluster are cut, reconnect"),
+    (["--advert", "fast"], "advert_ms: not a duration such as 200ms or 2s, got 'fast'"),
+    (["--impl", "keepalived"], "webcluster runs vmacd only, got --impl keepalived"),
+])
+def test_web_scenario_bad_input_is_named(argv, message, capsys):
+    assert cli.main(["demo", "--scenario", "webcluster", *argv]) == 2
+    assert message in capsys.readouterr().err
