@@ -206,7 +206,8 @@ def shared_disk(tmp_path: Path) -> Iterator[str]:
     src.mkdir()
     (src / "index.html").write_text("the shared docroot\n")
     img = tmp_path / "docroot.img"
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), str(img), "16M"], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), str(img), "16M"], check=True,
+                   capture_output=True)
     dev = subprocess.run(["losetup", "-f", "--show", str(img)], check=True, capture_output=True,
                          text=True).stdout.strip()
     try:
