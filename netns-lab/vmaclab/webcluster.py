@@ -120,9 +120,9 @@ def _signal_vmacd(sig: int) -> Inject:
 
 
 def _start_vmacd(c: Cluster) -> float:
-    t = time.monotonic()
     if c.nodes["a"].proc is not None:
-        c.nodes["a"].proc.wait(timeout=30)
+        c.nodes["a"].proc.wait(timeout=30)          # a SIGTERMed vmacd may still be handing over
+    t = time.monotonic()
     c.nodes["a"].start()
     return t
 
@@ -205,6 +205,20 @@ def _settle(c: Cluster, sc: WebScenario, expect: list[dict[str, str]]) -> tuple[
     return True, ""
 
 
+def _event(c: Cluster, sc: WebScenario, name: str) -> tuple[float, bool, str]:
+    """Inject *name*, wait for its expected servers, check they hold: (time, ok, why not)."""
+    inject, expect = EVENTS[name]
+    try:
+        t = inject(c)
+    except (LabError, OSError, TimeoutError) as exc:
+        return time.monotonic(), False, f"could not inject: {exc}"
+    ok, why = _settle(c, sc, expect)
+    time.sleep(sc.hold_ms / 1000)
+    if ok and not _holds(c, expect[-1]):
+        ok, why = False, f"{expect[-1]} did not hold for {sc.hold_ms} ms"
+    return t, ok, why
+
+
 def _restore_web(c: Cluster, sc: WebScenario) -> str:
     """After a web-kill that did not hand over, the lab starts a's lighttpd again itself, so the
     next events measure their own effect, not a dead server on the master."""
@@ -222,6 +236,7 @@ def _holds(c: Cluster, want: dict[str, str]) -> bool:
 
 
 def ping_window(results: list[ProbeResult], t0: int, t1: int, interval_ms: float) -> dict:
+    """The UDP probes sent between *t0* and *t1*: sent, lost, longest outage, responder switches."""
     inside = [r for r in results if t0 <= r.sent_ns < t1]
     if not inside:
         return {"sent": 0, "lost": 0, "outage_ms": 0.0, "switches": []}
@@ -242,12 +257,7 @@ def run(sc: WebScenario, out_dir: Path | None = None, progress: Callable[[str], 
         time.sleep(sc.hold_ms / 1000)
         done = []
         for name in sc.events:
-            inject, expect = EVENTS[name]
-            t = inject(c)
-            ok, why = _settle(c, sc, expect)
-            time.sleep(sc.hold_ms / 1000)
-            if ok and not _holds(c, expect[-1]):
-                ok, why = False, f"{expect[-1]} did not hold for {sc.hold_ms} ms"
+            t, ok, why = _event(c, sc, name)
             say(f"{name}: {'ok' if ok else 'NOT SETTLED: ' + why}")
             done.append({"name": name, "t_ns": int(t * 1e9), "settled": ok, "note": why,
                          "text": EVENT_TEXT[name]})
