@@ -3,13 +3,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# what the lab and the demo need; the suite and the benchmarks add the reference implementations
-APT_LAB := iproute2 nftables iputils-arping procps psmisc python3-venv
+# what the lab and the demos need (lighttpd: the web cluster); the suite and the benchmarks add the
+# reference implementations and what the tests use (e2fsprogs: the shared-docroot image)
+APT_LAB := iproute2 nftables iputils-arping procps psmisc python3-venv lighttpd
 # make deb builds with dpkg-deb and checks with lintian; tests/netns/test_deb.py also installs the
 # packages (in a sandbox), which needs their dependencies on the host
 APT_DEB := dpkg-dev lintian
 APT_DEB_DEPS := python3-netifaces python3-scapy
-APT_PKGS := $(APT_LAB) keepalived frr tcpdump iputils-ping prometheus curl $(APT_DEB) $(APT_DEB_DEPS)
+APT_PKGS := $(APT_LAB) keepalived frr tcpdump iputils-ping prometheus curl e2fsprogs $(APT_DEB) \
+	$(APT_DEB_DEPS)
 # CI runs the full simulation budget; a developer can lower it: make test SIM_EXAMPLES=200
 SIM_EXAMPLES ?= 2000
 PYTEST_ARGS ?=
@@ -28,7 +30,14 @@ endef
 
 apt-lab: .apt-lab.stamp
 .apt-lab.stamp:
+	@dpkg -s lighttpd >/dev/null 2>&1 || touch .lighttpd-new
 	$(call apt_install,$(APT_LAB))
+	@# the lab runs lighttpd in its node namespaces; the service the package just installed must not
+	@# serve on the host (a lighttpd that was installed before is left as it is)
+	@if [ -e .lighttpd-new ]; then rm -f .lighttpd-new; \
+	  if [ -d /run/systemd/system ]; then systemctl disable --now lighttpd.service >/dev/null 2>&1; \
+	  else invoke-rc.d lighttpd stop >/dev/null 2>&1; update-rc.d lighttpd disable >/dev/null 2>&1; fi; \
+	fi; true
 	touch $@
 
 apt: .apt.stamp

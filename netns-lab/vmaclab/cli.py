@@ -67,12 +67,32 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scenario_path(name: str) -> Path | None:
+    """A scenario file by path or by name under netns-lab/scenarios; None (said) when neither."""
+    path = Path(name)
+    path = path if path.exists() else SCENARIO_DIR / f"{name}.toml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
+        print(f"vmac-lab: no scenario {name!r} (a path, or one of: {names})", file=sys.stderr)
+        return None
+    return path
+
+
+def _is_web(path: Path) -> bool:
+    """A web-cluster scenario file (``scenario = "webcluster"`` or ``"loadshare"``)."""
+    import tomllib
+    with path.open("rb") as fh:
+        return "scenario" in tomllib.load(fh)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one scenario file (TOML) and print its record."""
     from . import scenario
-    path = Path(args.scenario)
-    if not path.exists():
-        path = SCENARIO_DIR / f"{args.scenario}.toml"
+    path = _scenario_path(args.scenario)
+    if path is None:
+        return 2
+    if _is_web(path):
+        return _web(path, args)
     overrides = {k: v for k, v in (("impl", args.impl), ("event", args.event),
                                    ("advert_ms", args.advert)) if v is not None}
     rec = scenario.run_file(path, out_dir=Path(args.out), **overrides)
@@ -80,18 +100,52 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if rec.get("outage_ms") is not None else 1
 
 
+def _web(path: Path, args: argparse.Namespace) -> int:
+    """A web-cluster scenario: progress, the per-event table, JSON + PNG; exit 1 unless every
+    event ended as expected with the neighbour entries on the vMACs."""
+    from . import webcluster
+    if args.impl not in (None, "vmacd"):
+        print(f"vmac-lab: {path.stem} runs vmacd only, got --impl {args.impl}", file=sys.stderr)
+        return 2
+    events = args.event.split(",") if args.event else None
+    try:
+        sc = webcluster.WebScenario.from_file(path, advert_ms=args.advert, events=events)
+    except (ValueError, TypeError) as exc:
+        print(f"vmac-lab: {path.name}: {exc}", file=sys.stderr)
+        return 2
+    print(f"vmac-lab: {sc.scenario}: nodes a and b (lighttpd, vmacd from `vmacd import heartbeat`), "
+          f"client c1; keepalive {sc.advert_ms} ms; events: {', '.join(sc.events)}", flush=True)
+    rec = webcluster.run(sc, Path(args.out), progress=lambda m: print(f"  {m}", flush=True))
+    print()
+    print(webcluster.render(rec))
+    print(f"record: {rec.get('json')}  timeline: {rec.get('png')}")
+    good = webcluster.ok(rec)
+    if not good:
+        print(f"vmac-lab: {sc.scenario}: not every event ended as expected", file=sys.stderr)
+    return 0 if good else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The demo scenario (3 routers + client, crash of the master) with --impl (vmacd default):
     prints the failover timeline; exit 1 when no failover happened."""
     from . import scenario, timeline
+    path = SCENARIO_DIR / "demo.toml"
+    if args.scenario:
+        path = _scenario_path(args.scenario)
+        if path is None:
+            return 2
+        if _is_web(path):
+            return _web(path, args)
     overrides = {"impl": args.impl}
     if args.event:
         overrides["event"] = args.event
     if args.advert:
         overrides["advert_ms"] = args.advert
-    print(f"vmac-lab demo: 3 routers + client in network namespaces, {args.impl}, "
-          f"{args.event or 'crash'} of the master ...", flush=True)
-    rec = scenario.run_file(SCENARIO_DIR / "demo.toml", out_dir=Path(args.out), **overrides)
+    sc = scenario.Scenario.from_file(path, **overrides)
+    what = "3 routers + client" if path.name == "demo.toml" else f"{sc.topology} ({path.stem})"
+    print(f"vmac-lab demo: {what} in network namespaces, {sc.impl}, {sc.event} of the master ...",
+          flush=True)
+    rec = scenario.run(sc, out_dir=Path(args.out))
     print()
     print(timeline.render(rec, png=rec.get("meta", {}).get("png")))
     print()
@@ -141,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func in (("run", cmd_run), ("demo", cmd_demo)):
         p = sub.add_parser(name, help=f"{name} a failover scenario")
         if name == "run":
-            p.add_argument("scenario", help="a bundled scenario (demo, pair-crash) or a path")
-        p.add_argument("--event")
+            p.add_argument("scenario", help="a bundled scenario (demo, pair-crash, webcluster) or a path")
+        else:
+            p.add_argument("--scenario", help="webcluster or loadshare (default: the trio crash)")
+        p.add_argument("--event", help="the fault; web scenarios: a comma list of their events")
         p.add_argument("--advert")
         p.add_argument("--impl", default="vmacd" if name == "demo" else None)
         p.add_argument("--out", default="lab-out", help="directory for records")
