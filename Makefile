@@ -41,7 +41,7 @@ apt-lab: .apt-lab.stamp
 	touch $@
 
 apt: .apt.stamp
-.apt.stamp:
+.apt.stamp: .apt-lab.stamp
 	$(call apt_install,$(APT_PKGS))
 	@# the Debian packages must not run their daemons in the root namespace: the lab starts them
 	@-pkill -x keepalived 2>/dev/null; pkill -x watchfrr 2>/dev/null; pkill -x zebra 2>/dev/null; \
