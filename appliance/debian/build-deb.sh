@@ -1,7 +1,6 @@
 #!/bin/bash
 # Build the Debian packages of vmacd with dpkg-deb (no debhelper, nothing downloaded):
 #
-<<<<<<< HEAD
 #   vmacd_<version>_all.deb      the daemon: the Python package vmacd in /usr/lib/python3/dist-packages
 #                                (standard library + python3-netifaces, nothing vendored, nothing
 #                                compiled), /usr/bin/vmacd and vmacctl, the systemd unit,
@@ -11,19 +10,6 @@
 #                                sysctl.d file: never installed into /etc) in /usr/share/doc/vmacd
 #   vmacd-lab_<version>_all.deb  the lab: the Python package vmaclab, /usr/bin/vmac-lab, the
 #                                bundled topologies and scenarios in /usr/share/vmacd-lab
-=======
-# Layout of the package:
-#   /usr/lib/vmacd/            vmacd, vmaclab and their Python dependencies, vendored with
-#                              `pip install --target` (pyroute2, netifaces-plus, cryptography
-#                              at the versions setup.cfg asks for; Debian 12 ships older ones
-#                              than we require)
-#   /usr/bin/vmacd, vmacctl, vmac-lab
-#                              small /usr/bin/python3 -I wrappers that put /usr/lib/vmacd first
-#   /lib/systemd/system/vmacd.service, /usr/lib/sysctl.d/90-vmacd.conf
-#   /usr/share/vmacd/          prometheus rules (+ tests), grafana dashboard
-#   /usr/share/doc/vmacd/examples/  vmacd.toml, notify.sh
-# Depends only on python3 (>= 3.11) and iproute2; the lab's scapy/matplotlib are Recommends.
->>>>>>> metrics
 #
 # The maintainer scripts (appliance/debian/*.postinst, .prerm, .postrm) byte-compile with
 # py3compile / py3clean and handle the unit with deb-systemd-helper / deb-systemd-invoke, as
