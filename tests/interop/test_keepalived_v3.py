@@ -77,7 +77,6 @@ def test_v3_election_and_failover(lab, routers, higher: str, event: str) -> None
     wait_until(lambda: fdb_port(lb, VMAC) == [lb.bridge_port("r2", "lan")], 2.0, what="vMAC learned on r2's port")
 
 
-@pytest.mark.rfc("9568-5.2.8-2", "holds")
 def test_rfc_checksum_is_refused_by_default_keepalived(lab, routers) -> None:
     """vmacd with v3_checksum_pseudoheader = false (the RFC 9568 §5.2.8 form) against keepalived
     2.2.7's default: keepalived refuses every advert ("Invalid VRRPv3 checksum") and becomes master

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from daemon_util import (
     FAILOVER_BOUND_S,
     VMAC4,
@@ -79,6 +80,7 @@ def test_preempt_on_returning_higher_priority_takes_over(fleet) -> None:
     _only_master_is(fleet.lab, "r1")
 
 
+@pytest.mark.rfc("9568-7.1-7", "holds")     # r1 stays backup only by accepting r2's VRID 51 adverts
 def test_preempt_off_returning_higher_priority_stays_backup(fleet) -> None:
     r1, r2, _t0 = _return_of_r1(fleet, preempt=False)
     wait_until(lambda: r1.state() == "backup", 5.0, what="r1 backup")

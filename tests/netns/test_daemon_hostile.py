@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from daemon_util import FAILOVER_BOUND_S, fleet, metric_value, metrics_text, node_mac
 from vmaclab import attacker
 from vmaclab.faults import fault
@@ -34,6 +35,8 @@ def _dropped(lab, reason: str) -> float:
     return metric_value(metrics_text(lab, "r2"), "vmacd_packets_dropped_total", reason=reason)
 
 
+@pytest.mark.rfc("9568-7.1-7", "refused")         # VRID 99 is configured nowhere: dropped, "vrid"
+@pytest.mark.rfc("9568-7.1-9", "refused")         # no dropped kind restarts the down timer
 def test_broken_adverts_are_counted_and_do_not_hold_back_the_backup(fleet) -> None:
     lab = fleet.lab
     rs = fleet.elect([("r1", 200), ("r2", 100)], master="r1")

@@ -3,6 +3,7 @@ keeps its mastership and advertises from the new address at once; with no addres
 cannot advertise, so it goes to fault and the backup takes over; an address back, it returns."""
 from __future__ import annotations
 
+import pytest
 from daemon_util import (
     FAILOVER_BOUND_S,
     VMAC4,
@@ -23,6 +24,8 @@ def _master_src(r) -> str | None:
     return (inst[0].get("master") or {}).get("src")
 
 
+@pytest.mark.rfc("9568-5.1.1.1-1", "holds")       # adverts leave from the primary, old or new
+@pytest.mark.rfc("9568-7.2-4", "holds")
 def test_renumbered_parent_is_followed_and_no_address_is_a_fault(fleet) -> None:
     lab = fleet.lab
     dev, old = lab.ifname("r1", "lan"), lab.addr("r1", "lan")
