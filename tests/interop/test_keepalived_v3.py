@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from failover_bound import failover_bound_s
 from interop_util import (
     VRID,
     arping_mac,
@@ -22,9 +23,6 @@ from vmaclab.faults import fault
 from vmaclab.util import run, wait_until
 
 VMAC = f"00:00:5e:00:01:{VRID:02x}"
-# RFC 9568 Master_Down_Interval at 100 ms = 300 ms + skew; generous for a loaded CI box, yet it
-# fails at once when nobody takes over (a peer that refuses the other's adverts never "fails over").
-FAILOVER_BOUND_S = 2.0
 
 
 def fdb_port(lb, mac: str) -> list[str]:
@@ -64,7 +62,8 @@ def test_v3_election_and_failover(lab, routers, higher: str, event: str) -> None
     assert not log_lines(ka, r"Invalid VRRPv3 checksum|invalid|unexpected")
 
     done = fault(lb, hi, event)
-    wait_until(lambda: lo.state() == "master", FAILOVER_BOUND_S, what=f"{lo.name} master after {event}")
+    wait_until(lambda: lo.state() == "master", failover_bound_s(100),
+               what=f"{lo.name} master after {event}")
     took = time.monotonic() - done["t"]
     if event == "term":
         # priority 0 from the leaving master: the backup waits Skew_Time, not Master_Down_Interval

@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 
 from daemon_util import (
-    FAILOVER_BOUND_S,
     VMAC4,
     addresses,
     capture,
+    failover_bound_s,
     fdb_ports,
     fleet,
     port,
@@ -48,7 +48,7 @@ def test_sigkill_leaves_no_fighting_box_and_restart_adopts(fleet) -> None:
     wait_until(lambda: not up_links_with_mac(lab, "r1", VMAC4), 1.0,
                what=f"r1's vMAC down after SIGKILL (up: {up_links_with_mac(lab, 'r1', VMAC4)})")
     wait_until(lambda: vip not in addresses(lab, "r1"), 1.0, what="the guardian removed the VIP")
-    wait_until(lambda: r2.state() == "master", FAILOVER_BOUND_S, interval=0.005, what="r2 master")
+    wait_until(lambda: r2.state() == "master", failover_bound_s(100), interval=0.005, what="r2 master")
     sleep_observing(1.5)
     summary = prober.stop()
     events = obs.stop()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 from daemon_util import (
-    FAILOVER_BOUND_S,
     VMAC4,
     capture,
+    failover_bound_s,
     fleet,
     port,
     sent_from,
@@ -49,7 +49,7 @@ def test_renumbered_parent_is_followed_and_no_address_is_a_fault(fleet) -> None:
     assert srcs == sorted(srcs, key=lambda s: s == new)             # old ones first, then new
 
     lab.run("r1", ["ip", "addr", "del", f"{new}/24", "dev", dev])   # no IPv4 address left
-    wait_until(lambda: (r1.state(), r2.state()) == ("fault", "master"), FAILOVER_BOUND_S,
+    wait_until(lambda: (r1.state(), r2.state()) == ("fault", "master"), failover_bound_s(100),
                what="r1 in fault, r2 master")
     reasons = [h["reason"] for h in r1.control({"cmd": "history"})["history"]]
     assert reasons[-1] == "no address to advertise from", reasons
