@@ -11,9 +11,10 @@ from .util import log, parse_duration_ms
 
 KEYS = ("impl", "event", "advert_ms", "run", "outage_ms", "lost", "mdi_ms", "skew_ms", "old_master",
         "new_master")
-#: beyond SPEC §8: takeover_ms = new master's state change (its first advert on the wire, else its
-#: state report) minus the fault; notify_ms = the state report; expected_ms = when RFC 9568 says
-#: the backup takes over (last advert heard + MDI; priority 0 + Skew_Time for term)
+#: beyond the documented record keys: takeover_ms = new master's state change (its first advert
+#: on the wire, else its state report) minus the fault; notify_ms = the state report; expected_ms
+#: = when RFC 9568 says the backup takes over (last advert heard + MDI; priority 0 + Skew_Time
+#: for term)
 EXTRA = ("takeover_ms", "notify_ms", "expected_ms")
 
 

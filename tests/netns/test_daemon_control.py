@@ -1,4 +1,4 @@
-"""vmacd's control plane against a running pair (issue #4 item 5): the real `vmacctl` command
+"""vmacd's control plane against a running pair: the real `vmacctl` command
 run with `ip netns exec` (status, history, maintenance, reload), malformed requests on the raw
 socket, and the Prometheus endpoint scraped with curl inside the router's namespace.
 """

@@ -1,4 +1,4 @@
-"""vmacd election (issue #4 item 1): by priority among three routers, by primary address when
+"""vmacd election: by priority among three routers, by primary address when
 priorities tie, and what a returning higher-priority router does with preempt on, off and delayed.
 The winner is checked in the kernel (VIP and UP vMAC on exactly one box) and on the LAN (the
 bridge learned the vMAC on its port), not only in the daemon's own status.

@@ -1,5 +1,6 @@
-"""vmacd pair (VRRPv3, 100 ms, 200/100): the master fails on each fault of SPEC §8 and the backup
-takes over; what the client, the bridge and the old master see afterwards (issue #4 items 2-4).
+"""vmacd pair (VRRPv3, 100 ms, 200/100): the master fails on each of the lab's faults
+(netns-lab/README.md) and the backup takes over; what the client, the bridge and the old master
+see afterwards.
 
 Each run: election, echo servers on both routers, a capture of every bridge port, the client
 probing the VIP every 5 ms; 1.5 s of steady state (r2 is backup: it must send nothing from the

@@ -1,4 +1,4 @@
-"""Hard death (SPEC §3, issue #4 item 7): SIGKILL of the master's vmacd (fault `kill`, the
+"""Hard death (docs/architecture.md): SIGKILL of the master's vmacd (fault `kill`, the
 guardian child survives). The dead box must not fight the new master: its vMAC goes down and it
 sends no frame from the vMAC once the new master has taken over; a restarted vmacd cleans or
 adopts the leftovers (one vmacd macvlan, no stray VIP) and rejoins as backup.

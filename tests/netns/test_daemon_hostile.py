@@ -1,5 +1,5 @@
-"""Hostile packets (SPEC §3 "a dropped packet changes nothing but its drop counter"; issue #4
-item 6). The attacker node sends five kinds of broken advertisements, each at the advert rate
+"""Hostile packets ("a dropped packet changes nothing but its drop counter", docs/operation.md).
+The attacker node sends five kinds of broken advertisements, each at the advert rate
 (10/s) with priority 250, to a backup (r2, 100) while its master (r1, 200) is crashed. Every one
 is counted by reason in vmacd_packets_dropped_total and none restarts the backup's
 Master_Down_Timer: it takes over within the normal bound while the flood still runs

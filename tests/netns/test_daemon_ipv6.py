@@ -1,4 +1,4 @@
-"""VRRPv3 over IPv6 (issue #4 item 8): a vmacd pair with VIPs fe80::1 + 2001:db8:0:1::fe elects,
+"""VRRPv3 over IPv6: a vmacd pair with VIPs fe80::1 + 2001:db8:0:1::fe elects,
 fails over on crash, the new master announces both VIPs with unsolicited NAs (override) from
 00:00:5e:00:02:VRID, and the client's neighbour entry for the VIP says the vMAC.
 """

@@ -1,4 +1,4 @@
-"""Reload as a diff (SPEC §4, §5): a config that names a missing interface is refused before
+"""Reload as a diff (docs/config.md): a config that names a missing interface is refused before
 anything is touched; a new instance is started without disturbing the running one."""
 from __future__ import annotations
 

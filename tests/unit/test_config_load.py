@@ -1,4 +1,4 @@
-"""Config loading (SPEC §4): typed model, every error collected, RFC 9568 config rules."""
+"""Config loading (docs/config.md): typed model, every error collected, RFC 9568 config rules."""
 from __future__ import annotations
 
 import ipaddress
@@ -37,7 +37,7 @@ def one(text: str) -> model.Instance:
     return load_text(text, "vmacd.toml").instances[0]
 
 
-# ---- the SPEC example and the defaults ---------------------------------------------------------
+# ---- the appliance example and the defaults ----------------------------------------------------
 
 def test_appliance_example_loads_with_every_section():
     cfg = load(str(APPLIANCE), read_files=False)

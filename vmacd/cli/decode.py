@@ -1,4 +1,4 @@
-"""`vmacd decode [HEX ...] [--pcap FILE]`: VRRP advertisements to JSON lines (SPEC §5).
+"""`vmacd decode [HEX ...] [--pcap FILE]`: VRRP advertisements to JSON lines (docs/operation.md).
 
 Exit codes: 0 every packet decoded, 1 any refused, 2 unusable call (bad hex, unreadable file).
 """
@@ -97,7 +97,7 @@ def _decode(packet: bytes, spec: AuthSpec | None, args: argparse.Namespace) -> d
 
 
 def to_json(adv: wire.Advertisement) -> dict:
-    """The SPEC §5 JSON object of a decoded advertisement."""
+    """The JSON object of a decoded advertisement (keys: docs/operation.md)."""
     auth = {"type": adv.auth_type}
     auth.update(dict(adv.auth_info))
     return {

@@ -1,6 +1,6 @@
 """`vmacd` entry point: one subcommand per module, each with setargs(parser) and cmdline(args).
 
-Exit codes (SPEC §5): 0 ok, 1 invalid input / refused, 2 unusable call.
+Exit codes (docs/operation.md): 0 ok, 1 invalid input / refused, 2 unusable call.
 """
 from __future__ import annotations
 

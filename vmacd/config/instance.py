@@ -1,4 +1,4 @@
-"""One [[instance]] table -> Instance, with every per-key rule of SPEC §4 and RFC 9568 §5.2/§6.1.
+"""One [[instance]] table -> Instance, with every per-key rule of docs/config.md and RFC 9568 §5.2/§6.1.
 
 Cross-instance rules (duplicate names and VRIDs, sync groups) live in load.py.
 """

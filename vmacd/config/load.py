@@ -1,4 +1,4 @@
-"""TOML text -> Config (SPEC §4). Collects every error, then raises ConfigError with all of them.
+"""TOML text -> Config (docs/config.md). Collects every error, then raises ConfigError with all of them.
 
     load(path) -> Config                      reads the file; refuses an inline key in a
                                               world-readable file

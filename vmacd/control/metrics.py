@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC §7), on a registry of our own.
+"""Prometheus metrics (docs/operation.md), on a registry of our own.
 
 Every per-instance series carries the labels `instance`, `vrid`, `interface`. The daemon gets one
 `InstanceMetrics` per VRRP instance; its methods are on the packet path, so they use label
@@ -69,7 +69,7 @@ class _Family:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
-        # an Enum (stateset) with the label `state` as SPEC §7 writes it; prometheus_client's
+        # an Enum (stateset) with the label `state` as docs/operation.md names it; prometheus_client's
         # Enum would name the label after the metric, so it is built from a Gauge
         self.state = Gauge("vmacd_instance_state", "VRRP state of the instance (1 = current)",
                            LABELS + ("state",), registry=r)

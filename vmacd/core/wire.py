@@ -2,7 +2,7 @@
 
 The codec judges the packet (length, version, type, checksum, TTL, address count, auth); the
 state machine judges what it means (VRID, priority, interval). Every malformed input raises
-PacketError whose `reason` is exactly a `vmacd_packets_dropped_total{reason}` label (SPEC §7).
+PacketError whose `reason` is exactly a `vmacd_packets_dropped_total{reason}` label (docs/operation.md).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# SPEC §7: the drop reasons, also the metric label values.
+# The drop reasons, also the metric label values (docs/operation.md).
 DROP_REASONS = (
     "ttl", "checksum", "version", "type", "length", "vrid",
     "auth", "replay", "interval", "addresses", "malformed",
@@ -24,7 +24,7 @@ VRRP_PROTO = 112
 VRRP_GROUP_V4 = ipaddress.IPv4Address("224.0.0.18")
 VRRP_GROUP_V6 = ipaddress.IPv6Address("ff02::12")
 
-# Which checksum form a received advertisement carried (SPEC §3, `vmacd decode` key `checksum`).
+# Which checksum form a received advertisement carried (`vmacd decode` key `checksum`).
 CHECKSUM_V2 = "v2"
 CHECKSUM_PSEUDO = "pseudo-header"
 CHECKSUM_NO_PSEUDO = "no-pseudo-header"
