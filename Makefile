@@ -36,7 +36,7 @@ apt: .apt.stamp
 	touch $@
 
 venv: $(VENV)/.stamp
-$(VENV)/.stamp: setup.cfg setup.py pyproject.toml
+$(VENV)/.stamp: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -e '.[lab,test]'
