@@ -31,7 +31,8 @@ DEFAULT_OUTCOMES = ROOT / "lab-out" / "rfc-outcomes.json"
 #: Rows that do not bind vmacd, and why (decided per row; a test on such a row still counts).
 NOT_APPLICABLE = {
     "9568-5.1.1.2-2": "routing is the kernel's: Linux never forwards 224.0.0.0/24; vmacd relays nothing",
-    "9568-5.1.2.2-2": "routing is the kernel's: Linux never forwards link-scope ff02::/16; vmacd relays nothing",
+    "9568-5.1.2.2-2": "routing is the kernel's: Linux never forwards link-scope ff02::/16; vmacd "
+                      "relays nothing",
     "9568-6.4.3-5": "vmacd sends no router advertisements: run radvd on the vMAC device (started as a "
                     "resource on becoming master); the vMAC is down on backups, so radvd there is silent",
     "9568-6.4.3-7": "forwarding is the kernel's (ip_forward); vmacd only brings the vMAC device up",

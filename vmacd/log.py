@@ -51,7 +51,9 @@ class TextFormatter(logging.Formatter):
     """`2026-01-01 12:00:00,123 INFO vmacd.fsm: lan backup -> master instance=lan reason=...`."""
 
     def __init__(self, timestamps: bool = True) -> None:
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if timestamps else "%(levelname)s %(name)s: %(message)s"
+        fmt = "%(levelname)s %(name)s: %(message)s"
+        if timestamps:
+            fmt = "%(asctime)s " + fmt
         super().__init__(fmt)
 
     def format(self, record: logging.LogRecord) -> str:
@@ -105,7 +107,8 @@ def setup(fmt: str = "text", level: str | int = "info", stream: TextIO | None = 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `--log-format` and `--log-level` to a subcommand parser."""
-    parser.add_argument("--log-format", choices=FORMATS, default="text", help="log line format (default text)")
+    parser.add_argument("--log-format", choices=FORMATS, default="text",
+                        help="log line format (default text)")
     parser.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower,
                         help="minimum level logged (default info)")
 

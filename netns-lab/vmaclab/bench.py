@@ -35,7 +35,7 @@ def one(impl: str, event: str, advert_ms: int, run: int, topo: str, out: Path | 
                    expected_ms=a["expected_ms"], record=rec.get("meta", {}).get("json"))
     except Exception as exc:  # noqa: BLE001 - one broken run must not stop the others
         log.warning("%s %s %s run %d: %s", impl, event, advert_ms, run, exc)
-        row = {k: None for k in KEYS + EXTRA} | {"impl": impl, "event": event, "advert_ms": advert_ms,
+        row = dict.fromkeys(KEYS + EXTRA) | {"impl": impl, "event": event, "advert_ms": advert_ms,
                                          "run": run, "error": str(exc).splitlines()[0]}
     return row
 

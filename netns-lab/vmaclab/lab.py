@@ -96,7 +96,7 @@ class Lab:
 
     def namespaces(self) -> list[str]:
         """Every namespace this lab creates (nodes first, then bridges)."""
-        return [self.ns(n) for n in self.topo.nodes] + [self.bridge_ns(l) for l in self.topo.lans]
+        return [self.ns(n) for n in self.topo.nodes] + [self.bridge_ns(lan) for lan in self.topo.lans]
 
     def workdir(self, node: str) -> Path:
         """Per-run directory for *node*'s files (created on demand)."""
@@ -170,7 +170,7 @@ class Lab:
         self._write_state("up", owner=None)
 
     # -- building blocks -----------------------------------------------------------------------
-    def _write_state(self, status: str, owner: int | None | bool = True) -> None:
+    def _write_state(self, status: str, owner: int | bool | None = True) -> None:
         state = {"prefix": self.prefix, "status": status, "topology": self.topo.to_dict(),
                  "owner_pid": os.getpid() if owner is True else owner,
                  "namespaces": self.namespaces(), "created": time.time()}

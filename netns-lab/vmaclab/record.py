@@ -130,8 +130,8 @@ def events_from_observer(obs: list[dict], port_node: dict[str, str], vmacs: list
     out: list[dict] = []
     for e in adverts(obs):
         if e["ifname"] in port_node:
-            out.append({"t_ns": e["t_ns"], "kind": "advert", "node": port_node[e["ifname"]], "vrid": e["vrid"],
-                        "priority": e["priority"], "src_mac": e["src_mac"]})
+            out.append({"t_ns": e["t_ns"], "kind": "advert", "node": port_node[e["ifname"]],
+                        "vrid": e["vrid"], "priority": e["priority"], "src_mac": e["src_mac"]})
     for e in frames(obs, None, "rx"):
         garp = (e["kind"] == "arp" and e["gratuitous"]) or (e["kind"] == "na" and not e["solicited"])
         if garp and e["ifname"] in port_node:

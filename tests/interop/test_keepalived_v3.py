@@ -33,7 +33,8 @@ def fdb_port(lb, mac: str) -> list[str]:
 
 def vip_holders(lb) -> list[str]:
     """Routers whose namespace holds the VIP on any interface."""
-    return [n for n in lb.topo.routers() if f"{lb.vip('lan')}/" in lb.run(n, ["ip", "-4", "-o", "addr"]).stdout]
+    return [n for n in lb.topo.routers()
+            if f"{lb.vip('lan')}/" in lb.run(n, ["ip", "-4", "-o", "addr"]).stdout]
 
 
 @pytest.mark.rfc("9568-6.4.3-2", "holds")
@@ -73,7 +74,8 @@ def test_v3_election_and_failover(lab, routers, higher: str, event: str) -> None
     wait_until(lambda: vip_holders(lb) == ["r2"] if event == "term" else "r2" in vip_holders(lb), 2.0,
                what="VIP on r2")
     assert arping_mac(lb, "c1", lb.vip("lan")) == VMAC
-    wait_until(lambda: fdb_port(lb, VMAC) == [lb.bridge_port("r2", "lan")], 2.0, what="vMAC learned on r2's port")
+    wait_until(lambda: fdb_port(lb, VMAC) == [lb.bridge_port("r2", "lan")], 2.0,
+               what="vMAC learned on r2's port")
 
 
 def test_rfc_checksum_is_refused_by_default_keepalived(lab, routers) -> None:

@@ -1,5 +1,6 @@
-"""unicast_peers (a departure from RFC 9568, Heartbeat `ucast`): adverts go to the peers only, with TTL 255, and the
-pair elects and fails over exactly as with multicast; nothing is sent to 224.0.0.18."""
+"""unicast_peers (a departure from RFC 9568, Heartbeat `ucast`): adverts go to the peers only,
+with TTL 255, and the pair elects and fails over exactly as with multicast; nothing is sent to
+224.0.0.18."""
 from __future__ import annotations
 
 import pytest

@@ -444,7 +444,7 @@ def test_world_readable_key_file_refused(tmp_path):
 def test_missing_key_file_refused(tmp_path):
     cfg = tmp_path / "vmacd.toml"
     cfg.write_text(auth_cfg('type = "hmac-sha256"\nkey_file = "/nonexistent/k"'))
-    with pytest.raises(ConfigError, match='auth.a.key_file: cannot read "/nonexistent/k"'):
+    with pytest.raises(ConfigError, match=r'auth\.a\.key_file: cannot read "/nonexistent/k"'):
         load(str(cfg))
 
 

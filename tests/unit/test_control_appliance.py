@@ -184,7 +184,8 @@ def test_make_deb_builds_a_sane_package():
         assert p.returncode == 0, p.stderr[-3000:]
         deb = pathlib.Path(p.stdout.strip().splitlines()[-1])
         assert deb.is_file() and deb.name.startswith("vmacd_")
-        info = subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, text=True, check=True).stdout
+        info = subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, text=True,
+                              check=True).stdout
         assert "Package: vmacd" in info and "Depends: python3 (>= 3.11)" in info
         for script in ("postinst", "prerm", "postrm"):
             assert script in info
@@ -207,7 +208,8 @@ def test_make_deb_builds_a_sane_package():
         assert c.returncode == 2 and "cannot reach vmacd" in c.stderr
         imp = run(["/usr/bin/python3", "-I", "-c",
                               ("import sys; sys.path.insert(0, sys.argv[1]); import vmacd.control.metrics, "
-                               "pyroute2, cryptography.hazmat.primitives.hmac, netifaces; print(vmacd.__file__)"),
+                               "pyroute2, cryptography.hazmat.primitives.hmac, netifaces; "
+                               "print(vmacd.__file__)"),
                               str(tree / "usr/lib/vmacd")], capture_output=True, text=True, timeout=60)
         assert imp.returncode == 0, imp.stderr
         assert imp.stdout.strip().startswith(str(tree)), "vendored vmacd, not the dev tree"

@@ -474,7 +474,7 @@ def test_restart_after_stop():
 def test_history_ring_is_bounded_and_ordered():
     r = VirtualRouter(params(history_size=4))
     r.handle(Startup(), 0.0)
-    for k in range(10):
+    for _ in range(10):
         r.handle_timer(r.get_timer())
         r.handle(adv(200), r.get_timer() - 0.5)
     assert len(r.history) == 4

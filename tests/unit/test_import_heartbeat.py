@@ -72,7 +72,8 @@ def test_crc_has_no_key_so_a_key_file_is_asked_for(tmp_path):
     assert any("crc has no secret and no security" in n for n in notes)
     assert (inst.advert_interval_cs, inst.preempt, inst.priority) == (50, False, 100)
     assert [r.name for r in inst.resources] == ["Filesystem", "mysql"]
-    assert inst.resources[0].start == ("/etc/ha.d/resource.d/Filesystem", "/dev/sdb1", "/srv", "ext4", "start")
+    assert inst.resources[0].start == ("/etc/ha.d/resource.d/Filesystem", "/dev/sdb1", "/srv", "ext4",
+                                       "start")
 
 
 def test_dual_stack_group_splits_into_a_sync_group(tmp_path):

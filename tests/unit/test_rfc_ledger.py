@@ -179,7 +179,7 @@ def test_partial_runs_are_flagged_and_never_checked(tmp_path, capsys):
 def test_a_file_with_marks_left_out_makes_the_run_partial(tmp_path):
     (tmp_path / "test_other.py").write_text('import pytest\n\n@pytest.mark.rfc("9568-6.1-6")\n'
                                             'def test_o(): pass\n')
-    rc, data, out = run_suite(tmp_path, "--ignore", str(tmp_path / "test_other.py"))
+    _, data, out = run_suite(tmp_path, "--ignore", str(tmp_path / "test_other.py"))
     assert data is not None, out
     assert data["complete"] is False and "test_other.py" in data["partial_because"][0]
 

@@ -123,9 +123,9 @@ def test_reserve_nibble_is_sent_as_zero():
 @pytest.mark.parametrize("cs", [0x1000, 0x1064, 0xF064, 0xFFFF])
 def test_an_interval_that_would_reach_the_reserve_nibble_is_refused(cs):
     """The only way a value could land in Reserve is an interval above 12 bits: never sent."""
-    with pytest.raises(UsageError, match="1..4095 centiseconds"):
+    with pytest.raises(UsageError, match=r"1\.\.4095 centiseconds"):
         v4(Advertisement(3, 1, 100, cs, (ip("192.0.2.1"),)))
-    with pytest.raises(UsageError, match="1..4095 centiseconds"):
+    with pytest.raises(UsageError, match=r"1\.\.4095 centiseconds"):
         build_ip_packet(Advertisement(3, 1, 100, cs, ADV6.addresses), src=S6, dst=G6)
 
 

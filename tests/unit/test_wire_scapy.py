@@ -72,7 +72,8 @@ def test_we_decode_scapy_v3_ipv4_and_ipv6(vrid, prio, cs):
     p6 = raw(IPv6(src="fe80::5", dst="ff02::12", hlim=255) /
              VRRPv3(vrid=vrid, priority=prio, adv=cs, addrlist=["fe80::1"]))
     b = decode_ip_packet(p6)
-    assert (b.version, b.vrid, b.priority, b.interval_cs, b.addresses) == (3, vrid, prio, cs, (ip("fe80::1"),))
+    assert (b.version, b.vrid, b.priority, b.interval_cs, b.addresses) == \
+        (3, vrid, prio, cs, (ip("fe80::1"),))
 
 
 def test_we_decode_scapy_v3_ipv4_without_pseudo_header():

@@ -1,4 +1,5 @@
-"""`vmacd import heartbeat DIR` and `vmacd import keepalived FILE`: translate to vmacd TOML (docs/config.md, Importing).
+"""`vmacd import heartbeat DIR` and `vmacd import keepalived FILE`: translate to vmacd TOML
+(docs/config.md, Importing).
 
 The TOML goes to stdout; every line that was not (or not exactly) translated goes to stderr as
 `note: ...`. The output is validated with the config loader before it is printed (key files are not

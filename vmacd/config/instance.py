@@ -233,7 +233,8 @@ def _track_interfaces(r: Reader) -> tuple[model.TrackedInterface, ...]:
     return tuple(out)
 
 
-def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript | None]) -> tuple[model.TrackedScript, ...]:
+def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript | None]
+                   ) -> tuple[model.TrackedScript, ...]:
     out = []
     for path, item in r.table_list("track_scripts"):
         sub = Reader(r.issues, item, path, ("name", "weight"))

@@ -276,7 +276,7 @@ def _filesystem(r: Reader) -> model.Filesystem | None:
 
 
 def _check_device(value: str) -> str | None:
-    if value.startswith("/") or value.startswith(("UUID=", "LABEL=", "PARTUUID=")):
+    if value.startswith(("/", "UUID=", "LABEL=", "PARTUUID=")):
         return None
     host, sep, export = value.partition(":")
     if sep and host and export.startswith("/"):

@@ -127,7 +127,7 @@ class _HotSeries:
                 checksum.add_metric(im.labels + (variant,), n)
             counts, total = list(im.interval_counts), im.interval_sum
             cum, buckets = 0, []
-            for bound, n in zip(INTERVAL_BUCKETS + (float("inf"),), counts):
+            for bound, n in zip(INTERVAL_BUCKETS + (float("inf"),), counts, strict=True):
                 cum += n
                 buckets.append((floatToGoString(bound), cum))
             interval.add_metric(im.labels, buckets, total)

@@ -74,7 +74,7 @@ class UsageError(ValueError):
 
 # `vmacd.core.auth` builds on this module (PacketError, UsageError); imported as a module so the
 # two can refer to each other at call time.
-from vmacd.core import auth as _auth
+from vmacd.core import auth as _auth  # noqa: E402 - needs PacketError and UsageError above
 
 
 def __getattr__(name: str) -> object:

@@ -243,5 +243,6 @@ def _commands(config: model.Config, system: System) -> list[Finding]:
                                    f"{argv[0]} is not an executable file"))
     for inst in config.instances:
         if inst.notify and not system.executable(inst.notify):
-            out.append(Finding(ERROR, f"instance[{inst.name}].notify", f"{inst.notify} is not an executable file"))
+            out.append(Finding(ERROR, f"instance[{inst.name}].notify",
+                               f"{inst.notify} is not an executable file"))
     return out
