@@ -77,7 +77,7 @@ def parse_level(level: str | int) -> int:
         return level
     if level.lower() not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}, got {level!r}")
-    return getattr(logging, level.upper())
+    return logging.getLevelNamesMapping()[level.upper()]
 
 
 def setup(fmt: str = "text", level: str | int = "info", stream: TextIO | None = None,

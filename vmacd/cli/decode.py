@@ -85,7 +85,7 @@ def _hex_packets(items: list[str]) -> Iterator[bytes]:
         yield bytes.fromhex(text)
 
 
-def _decode(packet: bytes, spec: AuthSpec | None, args: argparse.Namespace) -> dict:
+def _decode(packet: bytes, spec: AuthSpec | None, args: argparse.Namespace) -> dict[str, object]:
     strict = args.strict_checksum is not None
     try:
         adv = wire.decode_ip_packet(
@@ -96,9 +96,9 @@ def _decode(packet: bytes, spec: AuthSpec | None, args: argparse.Namespace) -> d
     return to_json(adv)
 
 
-def to_json(adv: wire.Advertisement) -> dict:
+def to_json(adv: wire.Advertisement) -> dict[str, object]:
     """The JSON object of a decoded advertisement (keys: docs/operation.md)."""
-    auth = {"type": adv.auth_type}
+    auth: dict[str, object] = {"type": adv.auth_type}
     auth.update(dict(adv.auth_info))
     return {
         "version": adv.version, "type": adv.type, "vrid": adv.vrid, "priority": adv.priority,
@@ -108,7 +108,7 @@ def to_json(adv: wire.Advertisement) -> dict:
     }
 
 
-def _emit(obj: dict, out: TextIO) -> int:
+def _emit(obj: dict[str, object], out: TextIO) -> int:
     out.write(json.dumps(obj) + "\n")
     return 1 if "error" in obj else 0
 

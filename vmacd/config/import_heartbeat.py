@@ -261,7 +261,7 @@ def _instances(cf: _HaCf, groups: list[_Group], me: str, auth: bool,
             continue
         for name, res in group.resources.items():
             resources.setdefault(name, dict(res, timeout="30s"))
-        names = []
+        names: list[str] = []
         for fam in (4, 6):
             vips = [v for v in group.vips if v.version == fam]
             if not vips:

@@ -245,8 +245,9 @@ def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript | None]
         if name not in scripts:
             sub.error("name", f"no [track_script.{name}] table, got {show(name)}{_hint(name, scripts)}")
             continue
-        if scripts[name] is not None:
-            out.append(model.TrackedScript(scripts[name], weight))
+        script = scripts[name]
+        if script is not None:
+            out.append(model.TrackedScript(script, weight))
     return tuple(out)
 
 
@@ -268,10 +269,12 @@ def _resources(r: Reader, resources: Mapping[str, model.Resource | None]) -> tup
         path = f"{r.at('resources')}[{i}]"
         if name not in resources:
             r.issues.add(path, f"no [resource.{name}] table, got {show(name)}{_hint(name, resources)}")
-        elif resources[name] is None:
             continue
-        elif resources[name] in out:
+        res = resources[name]
+        if res is None:
+            continue
+        if res in out:
             r.issues.add(path, f"listed twice, got {show(name)}")
         else:
-            out.append(resources[name])
+            out.append(res)
     return tuple(out)

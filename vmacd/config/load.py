@@ -293,7 +293,7 @@ def _check_mountpoint(value: str) -> str | None:
 
 
 def _sync_groups(top: Reader, raw_instances: list[dict[str, Any]]) -> list[model.SyncGroup]:
-    known = [i.get("name") for i in raw_instances if isinstance(i.get("name"), str)]
+    known = [name for i in raw_instances if isinstance(name := i.get("name"), str)]
     seen: dict[str, str] = {}
 
     def parse(r: Reader, name: str) -> model.SyncGroup | None:

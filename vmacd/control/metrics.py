@@ -27,7 +27,6 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.utils import floatToGoString
 
 from vmacd import __version__
 from vmacd.core.wire import DROP_REASONS
@@ -129,7 +128,7 @@ class _HotSeries:
             cum, buckets = 0, []
             for bound, n in zip(INTERVAL_BUCKETS + (float("inf"),), counts, strict=True):
                 cum += n
-                buckets.append((floatToGoString(bound), cum))
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cum))
             interval.add_metric(im.labels, buckets, total)
         yield from (sent, received, checksum, interval)
 
@@ -217,7 +216,7 @@ class InstanceMetrics:
         """The master this instance hears; one series at a time, None clears it."""
         if addr == self._master:
             return
-        if self._master_child is not None:
+        if self._master_child is not None and self._master is not None:
             self._remove(self._fam.master_seen, self.labels + (self._master,))
             self._master_child = None
         self._master = addr

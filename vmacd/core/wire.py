@@ -11,6 +11,7 @@ import ipaddress
 import struct
 import sys
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -68,6 +69,14 @@ class Advertisement:
         return 6 if self.addresses and self.addresses[0].version == 6 else 4
 
 
+class AhInfo(TypedDict):
+    """What the IPsec AH header of a received IPv4 advertisement carried (keepalived style)."""
+
+    spi: int
+    seq: int
+    verified: bool
+
+
 class UsageError(ValueError):
     """The caller misused the codec (bad template or argument): our fault, never the peer's."""
 
@@ -99,7 +108,7 @@ MCAST_MAC_V6 = "33:33:00:00:00:12"   # ff02::12
 _LITTLE = sys.byteorder == "little"
 
 
-def inet_sum(data: bytes, start: int = 0) -> int:
+def inet_sum(data: bytes | bytearray, start: int = 0) -> int:
     """Folded one's-complement sum of the 16-bit words of `data` (odd length: zero padded).
 
     Adds native-order words and swaps the folded result (RFC 1071 §2(B): byte order does not
@@ -119,7 +128,7 @@ def _fold(total: int) -> int:
     return total
 
 
-def inet_checksum(data: bytes, start: int = 0) -> int:
+def inet_checksum(data: bytes | bytearray, start: int = 0) -> int:
     """RFC 1071 checksum: one's complement of the one's-complement sum. A packet verifies when
     the checksum of all its bytes (checksum field included) is 0."""
     return ~inet_sum(data, start) & 0xFFFF
@@ -275,7 +284,7 @@ def decode(payload: bytes, *, src: object, dst: object, ttl: int | None,
 
 
 def _decode(p: bytes, src: IPAddress, dst: IPAddress, ttl: int | None, spec: _auth.AuthSpec,
-            pseudo: bool, strict: bool, verify: bool, ah: dict | None) -> Advertisement:
+            pseudo: bool, strict: bool, verify: bool, ah: AhInfo | None) -> Advertisement:
     if ttl is None:
         raise PacketError("ttl", "TTL / hop limit unknown (IPV6_HOPLIMIT cmsg missing)")
     if ttl != TTL:
@@ -350,7 +359,8 @@ def _verify_checksum(msg: bytes, version: int, src: IPAddress, dst: IPAddress,
 
 
 def _judge_auth(p: bytes, std: int, version: int, src: IPAddress, dst: IPAddress,
-                spec: _auth.AuthSpec, verify: bool, ah: dict | None) -> tuple[str, tuple]:
+                spec: _auth.AuthSpec, verify: bool, ah: AhInfo | None
+                ) -> tuple[str, tuple[tuple[str, object], ...]]:
     """(auth_type, auth_info) of an otherwise valid packet; PacketError("auth") on mismatch."""
     if version == 2:
         byte = p[4]
@@ -378,7 +388,7 @@ def _judge_auth(p: bytes, std: int, version: int, src: IPAddress, dst: IPAddress
             return carried, (("counter", counter), ("key_id", spec.key_id), ("verified", True))
         key_id, counter = _auth.parse_trailer(trailer)
         return carried, (("counter", counter), ("key_id", key_id), ("verified", False))
-    if carried == "ah":
+    if ah is not None:                       # carried == "ah" (checked above)
         return carried, (("spi", ah["spi"]), ("seq", ah["seq"]), ("verified", ah["verified"]))
     return carried, ()
 
@@ -454,7 +464,7 @@ def decode_ip_packet(data: bytes, auth: _auth.AuthSpec | None = None, *, pseudo_
         raise PacketError("malformed", "IPv4 fragment (VRRP adverts are never fragmented)")
     src, dst = ipaddress.IPv4Address(data[12:16]), ipaddress.IPv4Address(data[16:20])
     payload = data[ihl:total]
-    ah = None
+    ah: AhInfo | None = None
     if proto == _auth.IPPROTO_AH:
         ah, payload = _strip_ah(data[:ihl], payload, src, dst, spec, verify_auth)
     elif proto != VRRP_PROTO:
@@ -477,7 +487,7 @@ def _decode_ipv6(data: bytes, spec: _auth.AuthSpec, pseudo: bool, strict: bool,
 
 
 def _strip_ah(ip_header: bytes, payload: bytes, src: IPAddress, dst: IPAddress,
-              spec: _auth.AuthSpec, verify: bool) -> tuple[dict, bytes]:
+              spec: _auth.AuthSpec, verify: bool) -> tuple[AhInfo, bytes]:
     """Parse (and with verify, check) keepalived-style AH; return (info, VRRP payload)."""
     if len(payload) < _auth.AH_LEN:
         raise PacketError("length", f"{len(payload)} bytes after the IPv4 header, AH needs 24")
@@ -490,8 +500,8 @@ def _strip_ah(ip_header: bytes, payload: bytes, src: IPAddress, dst: IPAddress,
         _auth.verify_ah(spec, ip_header, ah, vrrp, unicast=not dst.is_multicast)
         if ah[4:8] != src.packed:
             raise PacketError("auth", "AH SPI is not the sender's address (keepalived convention)")
-    info = {"spi": int.from_bytes(ah[4:8], "big"), "seq": int.from_bytes(ah[8:12], "big"),
-            "verified": bool(verify)}
+    info: AhInfo = {"spi": int.from_bytes(ah[4:8], "big"), "seq": int.from_bytes(ah[8:12], "big"),
+                    "verified": bool(verify)}
     return info, vrrp
 
 
