@@ -10,6 +10,7 @@ client's ARP / ND view of the VIP.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
@@ -156,10 +157,9 @@ class Tcpdump:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        import scapy.layers.inet6
-        import scapy.layers.l2
-        import scapy.layers.vrrp  # noqa: F401
         from scapy.utils import rdpcap
+        for layer in ("inet6", "l2", "vrrp"):      # loads the dissectors rdpcap needs
+            importlib.import_module(f"scapy.layers.{layer}")
         return list(rdpcap(str(self.path)))
 
 

@@ -20,10 +20,6 @@ class ConfigDiff:
     unchanged: tuple[str, ...]   # in both, equal (leave alone)
     global_changed: bool = False  # [global] differs (node, sockets, logging, notify, watchdog)
 
-    @property
-    def empty(self) -> bool:
-        return not (self.added or self.removed or self.changed or self.global_changed)
-
 
 def diff(old: Config, new: Config) -> ConfigDiff:
     """Compare two loaded configs instance by instance."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -267,7 +266,6 @@ class Metrics:
         self._instances: dict[str, InstanceMetrics] = {}
         self._unknown: dict[tuple[str, str, str], Any] = {}
         self._http: Any = None
-        self._thread: threading.Thread | None = None
 
     def instance(self, name: str, vrid: int, interface: str) -> InstanceMetrics:
         """The InstanceMetrics of `name`; re-created if its vrid or interface changed."""
@@ -309,7 +307,7 @@ class Metrics:
         except OSError as exc:
             raise MetricsError(f"metrics_listen {listen}: {exc.strerror or exc}") from exc
         if isinstance(result, tuple):  # prometheus-client >= 0.17 returns (server, thread)
-            self._http, self._thread = result
+            self._http = result[0]       # the serving thread is a daemon thread: nothing to keep
             return self._http.server_address[0], self._http.server_address[1]
         return host, port
 

@@ -38,7 +38,7 @@ ones to the routers until nothing changes (a fixed point, reached in at most a f
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -196,8 +196,3 @@ def settle(group: SyncGroup, routers: Mapping[str, GroupMember], now: float,
             ev = SyncGroupChanged(fault=d.fault, hold=d.hold, reason=d.reason)
             out.extend((name, a) for a in routers[name].handle(ev, now))
     raise RuntimeError(f"sync group {group.name} did not settle in {max_rounds} rounds")
-
-
-def groups_of(groups: Iterable[SyncGroup], member: str) -> list[SyncGroup]:
-    """The sync groups that list `member` (the daemon settles each after the member changes)."""
-    return [g for g in groups if member in g.members]

@@ -97,8 +97,6 @@ ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 IPV4_HEADER_LEN, IPV6_HEADER_LEN = 20, 40
 TTL = 255                            # RFC 9568 §5.1.1.3 / §5.1.2.3
 TOS_NETWORK_CONTROL = 0xC0           # DSCP CS6, as keepalived and FRR send
-MCAST_MAC_V4 = "01:00:5e:00:00:12"   # 224.0.0.18
-MCAST_MAC_V6 = "33:33:00:00:00:12"   # ff02::12
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,11 +251,6 @@ def encode(adv: Advertisement, *, src: object, dst: object, pseudo_header: bool 
     if counter is None:
         raise UsageError("hmac-sha256 needs a counter (monotonically increasing per sender)")
     return message + _auth.hmac_trailer(spec, prefix, counter)  # type: ignore[arg-type]
-
-
-def encode_cache_info() -> functools._CacheInfo:
-    """Hits and misses of the encode cache (for tests and the daemon's debug output)."""
-    return _encoded.cache_info()
 
 
 # ---------------------------------------------------------------------------------------------
