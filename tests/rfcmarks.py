@@ -157,7 +157,10 @@ class OutcomeRecorder:
             raise pytest.UsageError("bad rfc marks:\n  " + "\n  ".join(errors))
 
     def pytest_deselected(self, items: Iterable[pytest.Item]) -> None:
-        self.deselected += [i.nodeid for i in items if any(True for _ in i.iter_markers("rfc"))]
+        for item in items:
+            if any(True for _ in item.iter_markers("rfc")):
+                self.deselected.append(item.nodeid)
+                self.files.add(item.path.resolve())      # collected, then left out
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.nodeid not in self.marks:
