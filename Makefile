@@ -9,6 +9,16 @@ APT_PKGS := $(APT_LAB) keepalived frr tcpdump iputils-ping prometheus curl
 # CI runs the full simulation budget; a developer can lower it: make test SIM_EXAMPLES=200
 SIM_EXAMPLES ?= 2000
 PYTEST_ARGS ?=
+# what the rfc-marked tests did in the last `make test` (tests/rfcmarks.py); docs/conformance.md is
+# checked against it, unless the run was partial (PYTEST_ARGS selecting less): then it says so
+RFC_OUTCOMES := lab-out/rfc-outcomes.json
+# ruff, mypy (vmacd) and vulture, pinned by the lint extra and configured in pyproject.toml; vulture
+# runs over the daemon alone, then over the lab with the tests that drive it. Each sets rc on failure.
+LINT_GATES = $(VENV)/bin/ruff check vmacd netns-lab tests tools || rc=1; \
+  $(VENV)/bin/mypy || rc=1; \
+  $(VENV)/bin/vulture vmacd tools/vulture_whitelist.py || rc=1; \
+  $(VENV)/bin/vulture netns-lab/vmaclab tests/conftest.py tests/netns tests/interop \
+    tools/vulture_whitelist.py || rc=1;
 
 .PHONY: all deps apt apt-lab venv demo test test-unit test-netns bench lint deb clean
 
@@ -39,7 +49,7 @@ venv: $(VENV)/.stamp
 $(VENV)/.stamp: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[lab,test]'
+	$(PY) -m pip install -q -e '.[lab,test,lint]'
 	touch $@
 
 deps: apt venv
@@ -47,8 +57,14 @@ deps: apt venv
 demo: apt-lab venv
 	$(VENV)/bin/vmac-lab demo
 
+# the suite, then every gate (conformance ledger, ruff, mypy, dead code) even when one fails
 test: deps
-	VMACD_SIM_EXAMPLES=$(SIM_EXAMPLES) $(PY) -m pytest -p no:cacheprovider --timeout=300 $(PYTEST_ARGS) tests
+	rc=0; \
+	VMACD_SIM_EXAMPLES=$(SIM_EXAMPLES) $(PY) -m pytest -p no:cacheprovider --timeout=300 \
+	  --rfc-outcomes=$(RFC_OUTCOMES) $(PYTEST_ARGS) tests || rc=1; \
+	$(PY) tools/conformance.py --check --outcomes $(RFC_OUTCOMES) || rc=1; \
+	$(LINT_GATES) \
+	exit $$rc
 
 test-unit: venv
 	$(PY) -m pytest -p no:cacheprovider tests/unit tests/sim $(PYTEST_ARGS)
@@ -68,8 +84,7 @@ bench: deps
 	exit $$rc
 
 lint: venv
-	$(PY) -m pip install -q ruff
-	$(VENV)/bin/ruff check vmacd netns-lab tests
+	rc=0; $(LINT_GATES) exit $$rc
 
 deb: venv
 	bash appliance/debian/build-deb.sh dist
