@@ -15,6 +15,16 @@ APT_PKGS := $(APT_LAB) keepalived frr tcpdump iputils-ping prometheus curl e2fsp
 # CI runs the full simulation budget; a developer can lower it: make test SIM_EXAMPLES=200
 SIM_EXAMPLES ?= 2000
 PYTEST_ARGS ?=
+# what the rfc-marked tests did in the last `make test` (tests/rfcmarks.py); docs/conformance.md is
+# checked against it, unless the run was partial (PYTEST_ARGS selecting less): then it says so
+RFC_OUTCOMES := lab-out/rfc-outcomes.json
+# ruff, mypy (vmacd) and vulture, pinned by the lint extra and configured in pyproject.toml; vulture
+# runs over the daemon alone, then over the lab with the tests that drive it. Each sets rc on failure.
+LINT_GATES = $(VENV)/bin/ruff check vmacd netns-lab tests tools || rc=1; \
+  $(VENV)/bin/mypy || rc=1; \
+  $(VENV)/bin/vulture vmacd tools/vulture_whitelist.py || rc=1; \
+  $(VENV)/bin/vulture netns-lab/vmaclab tests/conftest.py tests/netns tests/interop \
+    tools/vulture_whitelist.py || rc=1;
 
 .PHONY: all deps apt apt-lab venv demo test test-unit test-netns interop-doc bench lint deb clean
 
@@ -49,10 +59,10 @@ apt: .apt.stamp
 	touch $@
 
 venv: $(VENV)/.stamp
-$(VENV)/.stamp: setup.cfg setup.py pyproject.toml
+$(VENV)/.stamp: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[lab,test]'
+	$(PY) -m pip install -q -e '.[lab,test,lint]'
 	touch $@
 
 deps: apt venv
@@ -60,12 +70,16 @@ deps: apt venv
 demo: apt-lab venv
 	$(VENV)/bin/vmac-lab demo
 
+# the suite, then every gate (conformance ledger, ruff, mypy, dead code) even when one fails
 test: deps
 	mkdir -p lab-out
+	rc=0; \
 	VMACD_SIM_EXAMPLES=$(SIM_EXAMPLES) $(PY) -m pytest -p no:cacheprovider --timeout=300 \
-	  --junitxml=lab-out/junit.xml $(PYTEST_ARGS) tests
-	@# docs/interop.md's matrix must match this run's outcomes (only a full run has every row)
-	$(if $(PYTEST_ARGS),,$(PY) tools/interop_doc.py --junit lab-out/junit.xml --check)
+	  --rfc-outcomes=$(RFC_OUTCOMES) --junitxml=lab-out/junit.xml $(PYTEST_ARGS) tests || rc=1; \
+	$(PY) tools/conformance.py --check --outcomes $(RFC_OUTCOMES) || rc=1; \
+	$(if $(PYTEST_ARGS),,$(PY) tools/interop_doc.py --junit lab-out/junit.xml --check || rc=1;) \
+	$(LINT_GATES) \
+	exit $$rc
 
 # rerun the interop tests and rewrite docs/interop.md's matrix from their outcomes
 interop-doc: deps
@@ -92,8 +106,7 @@ bench: deps
 	exit $$rc
 
 lint: venv
-	$(PY) -m pip install -q ruff
-	$(VENV)/bin/ruff check vmacd netns-lab tests
+	rc=0; $(LINT_GATES) exit $$rc
 
 # dist/vmacd_VERSION_all.deb (daemon) and dist/vmacd-lab_VERSION_all.deb (lab), then lintian
 deb:

@@ -1,4 +1,5 @@
-"""Suite-wide pytest wiring: the directory of a test decides its marker (unit, sim, netns, interop)."""
+"""Suite-wide pytest wiring: the directory of a test decides its marker (unit, sim, netns, interop);
+the rfc outcome recorder (tests/rfcmarks.py) is registered here."""
 from __future__ import annotations
 
 import os
@@ -6,8 +7,18 @@ import pathlib
 from collections.abc import Callable, Iterator
 
 import pytest
+import rfcmarks
 
 _DIR_MARKERS = {"unit", "sim", "netns", "interop"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    rfcmarks.addoption(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(rfcmarks.OutcomeRecorder(config.getoption("rfc_outcomes")),
+                                  "rfc-outcomes")
 
 
 def pytest_collection_modifyitems(config, items):

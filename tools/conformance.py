@@ -1,28 +1,38 @@
 #!/usr/bin/env python3
-"""Generate docs/conformance.md from the rfc marks in tests/ and RFC9568-REQUIREMENTS.md.
+"""Generate docs/conformance.md from the outcomes of the tests carrying rfc marks.
 
-    python tools/conformance.py [--requirements PATH] [--tests tests] [--out docs/conformance.md]
-    python tools/conformance.py --check      # exit 1 if the committed doc is stale
+    pytest tests --rfc-outcomes=lab-out/rfc-outcomes.json      # a complete run records them
+    python tools/conformance.py [--outcomes lab-out/rfc-outcomes.json] [--out docs/conformance.md]
+    python tools/conformance.py --check    # exit 1 if the committed doc disagrees with the outcomes
 
-Each requirement id is listed as: tested both ways / one way (holds | refused) / not yet /
-n/a (with the reason below) / departed (SPEC §3, with the switch back to the RFC). Marks are found
-by an AST scan of the test sources (tests/rfcmarks.py): no pytest run, no conftest needed.
+A requirement (docs/rfc9568-requirements.md) is tested "both ways" when a passing test shows it
+holds and a different passing test shows the opposite refused (two parameters of one test
+function are one test); "one way" when only one side has a passing test; "not yet" when neither
+has. Skipped, failing, erroring and xfailed tests count for nothing. Rows that do not bind vmacd
+(n/a, with the reason) and its deliberate departures (with the switch back to the RFC) are
+decided here. An outcome file from a partial run (tests/rfcmarks.py says when) can neither
+generate nor check the doc: --check then says so and exits 0.
 """
 from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
+import json
 import pathlib
 import sys
+from dataclasses import dataclass, field
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_REQS = ROOT.parent / "shared" / "RFC9568-REQUIREMENTS.md"
+sys.path.insert(0, str(ROOT / "tests"))
+import rfcmarks  # noqa: E402  (tests/ holds the mark conventions shared with the plugin)
+
+DEFAULT_OUTCOMES = ROOT / "lab-out" / "rfc-outcomes.json"
 
 #: Rows that do not bind vmacd, and why (decided per row; a test on such a row still counts).
 NOT_APPLICABLE = {
     "9568-5.1.1.2-2": "routing is the kernel's: Linux never forwards 224.0.0.0/24; vmacd relays nothing",
-    "9568-5.1.2.2-2": "routing is the kernel's: Linux never forwards link-scope ff02::/16; vmacd relays nothing",
+    "9568-5.1.2.2-2": "routing is the kernel's: Linux never forwards link-scope ff02::/16; vmacd "
+                      "relays nothing",
     "9568-6.4.3-5": "vmacd sends no router advertisements: run radvd on the vMAC device (started as a "
                     "resource on becoming master); the vMAC is down on backups, so radvd there is silent",
     "9568-6.4.3-7": "forwarding is the kernel's (ip_forward); vmacd only brings the vMAC device up",
@@ -46,7 +56,8 @@ NOT_APPLICABLE = {
     "9568-9-1": "deployment advice (RFC 9099 §2.3) for the operator",
 }
 
-#: SPEC §3 deliberate departures: id -> (what vmacd does by default or when enabled, switch back).
+#: Deliberate departures (README, docs/config.md): id -> (what vmacd does by default or when
+#: enabled, the switch back to the RFC).
 DEPARTED = {
     "9568-5.2.8-2": ("IPv4 v3 checksum sent with the pseudo-header by default (keepalived/FRR)",
                      "v3_checksum_pseudoheader = false"),
@@ -65,23 +76,68 @@ DEPARTED = {
                    "ipv6_link_local_first = true (default)"),
 }
 
-
-def _load_rfcmarks(tests: pathlib.Path):
-    spec = importlib.util.spec_from_file_location("rfcmarks", tests / "rfcmarks.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules["rfcmarks"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+SHOWN = 4          # tests listed per cell; the rest are counted
 
 
-def status(ways: set[str], req_id: str) -> str:
-    if {"holds", "refused"} <= ways:
-        tested = "both ways"
-    elif ways:
-        tested = f"one way ({next(iter(ways))})"
-    else:
-        tested = ""
+class OutcomeError(ValueError):
+    """The outcome file cannot be used (unreadable, other format, unknown ids, partial run)."""
+
+
+@dataclass
+class Outcomes:
+    """What tests/rfcmarks.py recorded: per node id, the outcome and the (id, way) marks."""
+
+    complete: bool
+    partial_because: list[str]
+    tests: dict[str, tuple[str, list[tuple[str, str]]]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: pathlib.Path) -> Outcomes:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise OutcomeError(f"cannot read the outcome file {path}: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("format") != rfcmarks.FORMAT:
+            raise OutcomeError(f"{path}: not an rfc outcome file of format {rfcmarks.FORMAT}")
+        tests = {nodeid: (t["outcome"], [(i, w) for i, w in t["rfc"]])
+                 for nodeid, t in raw["tests"].items()}
+        return cls(bool(raw["complete"]), list(raw["partial_because"]), tests)
+
+
+def function_of(nodeid: str) -> str:
+    """The test function of a node id: parameters stripped, so that its cases count as one."""
+    return nodeid.split("[", 1)[0]
+
+
+@dataclass
+class Row:
+    """The passing evidence for one requirement: test functions per way."""
+
+    holds: set[str] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)
+
+    def tested(self) -> str:
+        if any(h != r for h in self.holds for r in self.refused):
+            return "both ways"
+        if self.holds and self.refused:
+            return "one way (holds and refused in one test)"
+        if self.holds or self.refused:
+            return f"one way ({'holds' if self.holds else 'refused'})"
+        return ""
+
+
+def evidence(outcomes: Outcomes) -> dict[str, Row]:
+    rows: dict[str, Row] = collections.defaultdict(Row)
+    for nodeid, (outcome, marks) in outcomes.tests.items():
+        if outcome != "passed":
+            continue
+        for req_id, way in marks:
+            getattr(rows[req_id], way).add(function_of(nodeid))
+    return rows
+
+
+def status(row: Row, req_id: str) -> str:
+    tested = row.tested()
     if req_id in DEPARTED:
         return f"departed; {tested or 'not yet tested'}"
     if req_id in NOT_APPLICABLE:
@@ -89,66 +145,112 @@ def status(ways: set[str], req_id: str) -> str:
     return tested or "not yet"
 
 
-def render(reqs, uses) -> str:
-    by_id: dict[str, list] = collections.defaultdict(list)
-    for u in uses:
-        by_id[u.req_id].append(u)
+def _cell(functions: set[str]) -> str:
+    names = sorted({f.split("::")[-1] for f in functions})
+    more = f" +{len(names) - SHOWN}" if len(names) > SHOWN else ""
+    return ", ".join(f"`{n}`" for n in names[:SHOWN]) + more
+
+
+def render(reqs: list[rfcmarks.Requirement], outcomes: Outcomes) -> str:
     known = {r.req_id for r in reqs}
+    unknown = sorted({i for _, marks in outcomes.tests.values() for i, _ in marks} - known)
+    if unknown:
+        raise OutcomeError(f"marks with ids that are not requirement rows: {', '.join(unknown)}")
+    rows = evidence(outcomes)
     counts: collections.Counter[str] = collections.Counter()
-    lines = ["# RFC 9568 conformance", "",
-             "Generated by `tools/conformance.py` from the `rfc` marks in `tests/` and "
-             "`RFC9568-REQUIREMENTS.md`. Do not edit by hand.", "",
-             "Status: **both ways** (a test shows the rule holds and one shows the opposite is "
-             "refused), **one way**, **not yet**, **n/a** (reason below), **departed** (SPEC §3; "
-             "switchable back to the RFC).", ""]
-    body, section = [], None
+    body: list[str] = []
+    section = None
     for r in reqs:
         if r.section != section:
             section = r.section
-            body += ["", f"## {section}", "", "| id | level | status | tests |", "|---|---|---|---|"]
-        ways = {u.way for u in by_id.get(r.req_id, [])}
-        st = status(ways, r.req_id)
+            body += ["", f"## {section}", "", "| id | level | status | holds | refused |",
+                     "|---|---|---|---|---|"]
+        row = rows.get(r.req_id, Row())
+        st = status(row, r.req_id)
         counts[st.split(";")[0].split(" (")[0]] += 1
-        tests = sorted({u.test.split("::")[-1] for u in by_id.get(r.req_id, [])})
-        shown = ", ".join(f"`{t}`" for t in tests[:4]) + (f" +{len(tests) - 4}" if len(tests) > 4 else "")
-        body.append(f"| {r.req_id} | {r.level} | {st} | {shown} |")
-    lines += ["| status | rows |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sorted(counts.items())]
+        body.append(f"| {r.req_id} | {r.level} | {st} | {_cell(row.holds)} | {_cell(row.refused)} |")
+    lines = [
+        "# RFC 9568 conformance", "",
+        "Generated by `tools/conformance.py` from `docs/rfc9568-requirements.md` and the outcomes "
+        "of the tests carrying `rfc` marks in a complete run of the suite (`make test`). "
+        "Do not edit by hand.", "",
+        "Status: **both ways** (a passing test shows the rule holds and a different passing test "
+        "shows the opposite refused), **one way** (only one side has a passing test), **not yet**, "
+        "**n/a** (reason below), **departed** (a deliberate departure, switchable back to the "
+        "RFC). Skipped, failing and xfailed tests count for nothing: they are listed at the end. "
+        "The holds and refused columns name the passing tests.", "",
+        "| status | rows |", "|---|---|",
+    ]
+    lines += [f"| {k} | {v} |" for k, v in sorted(counts.items())]
+    lines += [f"| **total** | **{sum(counts.values())}** |"]
     lines += body
-    lines += ["", "## Departures (SPEC §3)", "", "| id | vmacd | back to the RFC |", "|---|---|---|"]
+    lines += ["", "## Departures", "", "| id | vmacd | back to the RFC |", "|---|---|---|"]
     lines += [f"| {i} | {what} | `{switch}` |" for i, (what, switch) in DEPARTED.items()]
     lines += ["", "## Not applicable", "", "| id | reason |", "|---|---|"]
     lines += [f"| {i} | {why} |" for i, why in NOT_APPLICABLE.items()]
-    unknown = sorted({u.req_id for u in uses} - known)
-    if unknown:
-        lines += ["", "## Marks with an unknown id", ""]
-        lines += [f"- `{i}` in {', '.join(sorted({u.test for u in by_id[i]}))}" for i in unknown]
-    bad_way = sorted({(u.req_id, u.way) for u in uses if u.way not in ("holds", "refused")})
-    if bad_way:
-        lines += ["", "## Marks with a bad way (want holds|refused)", ""]
-        lines += [f"- `{i}`: `{w}`" for i, w in bad_way]
+    idle = sorted((nodeid, outcome, marks) for nodeid, (outcome, marks) in outcomes.tests.items()
+                  if outcome != "passed")
+    lines += ["", "## Marked tests that did not pass (not counted)", ""]
+    if idle:
+        lines += ["| test | outcome | marks |", "|---|---|---|"]
+        lines += [f"| `{nodeid}` | {outcome} | {', '.join(f'{i} {w}' for i, w in marks)} |"
+                  for nodeid, outcome, marks in idle]
+    else:
+        lines += ["None."]
     return "\n".join(lines) + "\n"
 
 
+def _rows(text: str) -> dict[str, str]:
+    return {line.split("|")[1].strip(): line for line in text.splitlines()
+            if line.startswith("| 9568-") and line.count("|") == 6}
+
+
+def check(committed: str, fresh: str, out: pathlib.Path) -> int:
+    if committed == fresh:
+        print(f"{out} agrees with the test outcomes")
+        return 0
+    old, new = _rows(committed), _rows(fresh)
+    print(f"{out} disagrees with the test outcomes; regenerate it with tools/conformance.py",
+          file=sys.stderr)
+    for req_id in sorted(old.keys() | new.keys()):
+        if old.get(req_id) != new.get(req_id):
+            print(f"  committed: {old.get(req_id, '(no row)')}\n  now:       "
+                  f"{new.get(req_id, '(no row)')}", file=sys.stderr)
+    other = [ln for ln in set(fresh.splitlines()) ^ set(committed.splitlines())
+             if not ln.startswith("| 9568-")]
+    for line in sorted(other)[:20]:
+        print(f"  {'now' if line in fresh.splitlines() else 'committed'}: {line}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requirements", type=pathlib.Path, default=DEFAULT_REQS)
-    ap.add_argument("--tests", type=pathlib.Path, default=ROOT / "tests")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--requirements", type=pathlib.Path, default=rfcmarks.REQUIREMENTS)
+    ap.add_argument("--outcomes", type=pathlib.Path, default=DEFAULT_OUTCOMES)
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "docs" / "conformance.md")
-    ap.add_argument("--check", action="store_true", help="exit 1 if --out is not up to date")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 if --out disagrees with a generation from --outcomes")
     args = ap.parse_args(argv)
-    marks = _load_rfcmarks(args.tests)
-    reqs = marks.requirements(args.requirements.read_text(encoding="utf-8"))
-    uses = marks.scan([args.tests], ROOT)
-    text = render(reqs, uses)
+    try:
+        outcomes = Outcomes.load(args.outcomes)
+        if not outcomes.complete:
+            why = "; ".join(outcomes.partial_because)
+            if args.check:
+                print(f"conformance: {args.outcomes} is from a partial run ({why}): not checked")
+                return 0
+            raise OutcomeError(f"{args.outcomes} is from a partial run ({why}); run every test "
+                               "file that carries rfc marks")
+        reqs = rfcmarks.requirements(args.requirements.read_text(encoding="utf-8"))
+        text = render(reqs, outcomes)
+    except OutcomeError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return 1
     if args.check:
         current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-        if current != text:
-            print(f"{args.out} is stale: run tools/conformance.py", file=sys.stderr)
-            return 1
-        return 0
+        return check(current, text, args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}: {len(reqs)} requirements, {len(uses)} marks")
+    print(f"wrote {args.out}: {len(reqs)} requirements, {len(outcomes.tests)} marked tests")
     return 0
 
 

@@ -1,10 +1,10 @@
-"""Logging setup (`--log-format text|json`, `--log-level`) and a rate-limited logger.
+"""Logging setup (`--log-format text|json`, `--log-level`).
 
 Structured fields travel in `extra=`: `log.info("%s -> %s", a, b, extra={"instance": "lan",
 "from": a, "to": b, "reason": r})`. The JSON format writes one object per line with `ts` (UTC,
 RFC 3339, ms), `level`, `logger`, `msg` and every extra field; the text format appends them as
-`key=value`. Packet-path warnings go through `RateLimited`, which counts what it suppresses and
-reports the count with the next line it lets through (or on `flush()`).
+`key=value`. Packet-path lines are rate-limited where they arise: the state machine's `Log`
+actions already carry the count of lines suppressed before them (`vmacd/core/ratelimit.py`).
 """
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import json
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -51,7 +49,9 @@ class TextFormatter(logging.Formatter):
     """`2026-01-01 12:00:00,123 INFO vmacd.fsm: lan backup -> master instance=lan reason=...`."""
 
     def __init__(self, timestamps: bool = True) -> None:
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if timestamps else "%(levelname)s %(name)s: %(message)s"
+        fmt = "%(levelname)s %(name)s: %(message)s"
+        if timestamps:
+            fmt = "%(asctime)s " + fmt
         super().__init__(fmt)
 
     def format(self, record: logging.LogRecord) -> str:
@@ -75,7 +75,7 @@ def parse_level(level: str | int) -> int:
         return level
     if level.lower() not in LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LEVELS)}, got {level!r}")
-    return getattr(logging, level.upper())
+    return logging.getLevelNamesMapping()[level.upper()]
 
 
 class _NodeField(logging.Filter):
@@ -120,72 +120,8 @@ def setup(fmt: str = "text", level: str | int = "info", stream: TextIO | None = 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `--log-format` and `--log-level` to a subcommand parser."""
-    parser.add_argument("--log-format", choices=FORMATS, default="text", help="log line format (default text)")
+    parser.add_argument("--log-format", choices=FORMATS, default="text",
+                        help="log line format (default text)")
     parser.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower,
                         help="minimum level logged (default info)")
 
-
-class RateLimited:
-    """At most `burst` lines per key, refilled at `burst / per_seconds` lines per second.
-
-    `rl.warning("dropped %s from %s", reason, src, key=reason, extra={...})`. Suppressed lines are
-    counted per key; the next line let through for that key says how many were suppressed
-    (text suffix and the extra field `suppressed`). `flush()` reports keys still holding a count.
-    """
-
-    def __init__(self, logger: logging.Logger, per_seconds: float, burst: int = 1,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if per_seconds <= 0 or burst < 1:
-            raise ValueError("RateLimited needs per_seconds > 0 and burst >= 1")
-        self.logger = logger
-        self.per_seconds = per_seconds
-        self.burst = burst
-        self._clock = clock
-        self._rate = burst / per_seconds
-        self._buckets: dict[object, tuple[float, float]] = {}   # key -> (tokens, last time)
-        self._suppressed: dict[object, int] = {}
-        self.total_suppressed = 0
-
-    def log(self, level: int, msg: str, *args: Any, key: object = None,
-            extra: dict[str, Any] | None = None) -> bool:
-        """Log unless over the limit; returns whether the line was written."""
-        if not self.logger.isEnabledFor(level):
-            return False
-        key = msg if key is None else key
-        now = self._clock()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self._rate)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            self.total_suppressed += 1
-            return False
-        self._buckets[key] = (tokens - 1.0, now)
-        extra = dict(extra or {})
-        n = self._suppressed.pop(key, 0)
-        if n:
-            msg = f"{msg} ({n} similar line{'s' if n != 1 else ''} suppressed)"
-            extra["suppressed"] = n
-        self.logger.log(level, msg, *args, extra=extra or None)
-        return True
-
-    def debug(self, msg: str, *args: Any, **kw: Any) -> bool:
-        return self.log(logging.DEBUG, msg, *args, **kw)
-
-    def info(self, msg: str, *args: Any, **kw: Any) -> bool:
-        return self.log(logging.INFO, msg, *args, **kw)
-
-    def warning(self, msg: str, *args: Any, **kw: Any) -> bool:
-        return self.log(logging.WARNING, msg, *args, **kw)
-
-    def error(self, msg: str, *args: Any, **kw: Any) -> bool:
-        return self.log(logging.ERROR, msg, *args, **kw)
-
-    def flush(self) -> int:
-        """Log one summary line per key with suppressed lines; returns how many were pending."""
-        pending = sum(self._suppressed.values())
-        for key, n in self._suppressed.items():
-            self.logger.warning("%d similar line%s suppressed: %s", n, "s" if n != 1 else "", key,
-                                extra={"suppressed": n})
-        self._suppressed.clear()
-        return pending

@@ -11,9 +11,10 @@ from .util import log, parse_duration_ms
 
 KEYS = ("impl", "event", "advert_ms", "run", "outage_ms", "lost", "mdi_ms", "skew_ms", "old_master",
         "new_master")
-#: beyond SPEC §8: takeover_ms = new master's state change (its first advert on the wire, else its
-#: state report) minus the fault; notify_ms = the state report; expected_ms = when RFC 9568 says
-#: the backup takes over (last advert heard + MDI; priority 0 + Skew_Time for term)
+#: beyond the documented record keys: takeover_ms = new master's state change (its first advert
+#: on the wire, else its state report) minus the fault; notify_ms = the state report; expected_ms
+#: = when RFC 9568 says the backup takes over (last advert heard + MDI; priority 0 + Skew_Time
+#: for term)
 EXTRA = ("takeover_ms", "notify_ms", "expected_ms")
 
 
@@ -34,7 +35,7 @@ def one(impl: str, event: str, advert_ms: int, run: int, topo: str, out: Path | 
                    expected_ms=a["expected_ms"], record=rec.get("meta", {}).get("json"))
     except Exception as exc:  # noqa: BLE001 - one broken run must not stop the others
         log.warning("%s %s %s run %d: %s", impl, event, advert_ms, run, exc)
-        row = {k: None for k in KEYS + EXTRA} | {"impl": impl, "event": event, "advert_ms": advert_ms,
+        row = dict.fromkeys(KEYS + EXTRA) | {"impl": impl, "event": event, "advert_ms": advert_ms,
                                          "run": run, "error": str(exc).splitlines()[0]}
     return row
 

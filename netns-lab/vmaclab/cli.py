@@ -24,7 +24,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     lab.up()
     for node in lab.topo.nodes:
         print(f"{node:8} ns {lab.ns(node)}  " + "  ".join(
-            f"{lab.ifname(node, l)} {lab.addr(node, l)}" for l in lab.topo.nodes[node].lans))
+            f"{lab.ifname(node, lan)} {lab.addr(node, lan)}" for lan in lab.topo.nodes[node].lans))
     print(f"prefix {lab.prefix}  (vmac-lab down --prefix {lab.prefix})", flush=True)
     if not args.wait:
         lab.detach()

@@ -1,4 +1,5 @@
-"""Faults of SPEC §8 by name: ``fault(lab, router, "crash")``, ``fault(lab, r, "loss", percent=30)``.
+"""The lab's faults (netns-lab/README.md) by name: ``fault(lab, router, "crash")``,
+``fault(lab, r, "loss", percent=30)``.
 
 Every call returns a dict with at least ``fault`` and ``t`` (time.monotonic() of the injection).
 nftables faults live in table ``bridge {prefix}faults`` of the LAN's bridge namespace; ``counters``

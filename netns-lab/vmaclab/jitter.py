@@ -77,7 +77,7 @@ def one(impl: str, load: str, advert_ms: int, duration_s: float, run_no: int = 0
     lab = Lab(resolve("pair"))
     rs = []
     with lab:
-        for node, prio in zip(lab.topo.routers()[:2], (200, 100)):
+        for node, prio in zip(lab.topo.routers()[:2], (200, 100), strict=True):
             r = impls.get(impl)().configure(lab, node, "lan", 51, lab.vip("lan"), prio, advert_ms)
             r.start()
             rs.append(r)

@@ -58,7 +58,6 @@ class Lab:
         self.topo = topo if isinstance(topo, Topology) else resolve(topo)
         self.prefix = check_prefix(prefix) if prefix else new_prefix()
         self.rundir = Path(run_root) / self.prefix
-        self.is_up = False
         self._procs: list[subprocess.Popen] = []
 
     # -- names ---------------------------------------------------------------------------------
@@ -96,7 +95,7 @@ class Lab:
 
     def namespaces(self) -> list[str]:
         """Every namespace this lab creates (nodes first, then bridges)."""
-        return [self.ns(n) for n in self.topo.nodes] + [self.bridge_ns(l) for l in self.topo.lans]
+        return [self.ns(n) for n in self.topo.nodes] + [self.bridge_ns(lan) for lan in self.topo.lans]
 
     def workdir(self, node: str) -> Path:
         """Per-run directory for *node*'s files (created on demand)."""
@@ -109,13 +108,6 @@ class Lab:
             timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
         """Run *argv* inside *node*'s namespace and wait for it."""
         return run(["ip", "netns", "exec", self.ns(node), *argv], check=check, timeout=timeout)
-
-    def run_ns(self, ns: str, argv: Sequence[str], check: bool = True,
-               timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-        """Run *argv* inside namespace *ns* (one of ``namespaces()``)."""
-        if ns not in self.namespaces():
-            raise KeyError(f"{ns!r} is not a namespace of this lab")
-        return run(["ip", "netns", "exec", ns, *argv], check=check, timeout=timeout)
 
     def popen(self, node: str, argv: Sequence[str], **kw: Any) -> subprocess.Popen:
         """Start *argv* in *node*'s namespace; the process is killed by ``down()`` at the latest."""
@@ -144,7 +136,6 @@ class Lab:
         except BaseException:
             self.down()
             raise
-        self.is_up = True
         self._write_state("up")
         log.info("lab %s up: %s", self.prefix, ", ".join(self.namespaces()))
         return self
@@ -162,7 +153,6 @@ class Lab:
                 log.warning("process %d of lab %s did not exit", proc.pid, self.prefix)
         remove_frr_crashdirs(pids)
         self._procs.clear()
-        self.is_up = False
 
     def detach(self) -> None:
         """Leave the lab running after this process exits (``vmac-lab up``); ``down`` removes it."""
@@ -170,7 +160,7 @@ class Lab:
         self._write_state("up", owner=None)
 
     # -- building blocks -----------------------------------------------------------------------
-    def _write_state(self, status: str, owner: int | None | bool = True) -> None:
+    def _write_state(self, status: str, owner: int | bool | None = True) -> None:
         state = {"prefix": self.prefix, "status": status, "topology": self.topo.to_dict(),
                  "owner_pid": os.getpid() if owner is True else owner,
                  "namespaces": self.namespaces(), "created": time.time()}

@@ -42,7 +42,6 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 PACKET_OUTGOING = 4
 AF_BRIDGE = 7
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
-NLMSG_DONE, NLMSG_ERROR = 3, 2
 NDA_LLADDR, NDA_VLAN, NDA_MASTER = 2, 5, 9
 NUD_PERMANENT = 0x80
 RTNLGRP_NEIGH = 3
@@ -73,7 +72,8 @@ def _ipv4(d: dict, pkt: bytes) -> None:
         return
     ihl = (pkt[0] & 0x0F) * 4
     proto = pkt[9]
-    d.update(src_ip=socket.inet_ntoa(pkt[12:16]), dst_ip=socket.inet_ntoa(pkt[16:20]), ttl=pkt[8], proto=proto)
+    d.update(src_ip=socket.inet_ntoa(pkt[12:16]), dst_ip=socket.inet_ntoa(pkt[16:20]), ttl=pkt[8],
+             proto=proto)
     body = pkt[ihl:]
     if proto == 112:
         _vrrp(d, body)
@@ -354,7 +354,8 @@ def first_advert(events: list[dict], after_ns: int | None = None, **match) -> di
 def gratuitous_arps(events: list[dict], ip: str | None = None, after_ns: int | None = None,
                     direction: str | None = "rx") -> list[dict]:
     """Gratuitous ARPs (sender IP == target IP), optionally for ``ip`` and after ``after_ns``."""
-    return [e for e in frames(events, "arp", direction) if e["gratuitous"] and (ip is None or e["src_ip"] == ip)
+    return [e for e in frames(events, "arp", direction)
+            if e["gratuitous"] and (ip is None or e["src_ip"] == ip)
             and (after_ns is None or e["t_ns"] >= after_ns)]
 
 

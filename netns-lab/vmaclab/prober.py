@@ -300,7 +300,8 @@ class _Channel:
             if not self.v6:
                 data = data[(data[0] & 0x0F) * 4:]
             want = 129 if self.v6 else 0
-            if len(data) < 8 + _HDR.size or data[0] != want or struct.unpack("!H", data[4:6])[0] != self.ident:
+            if (len(data) < 8 + _HDR.size or data[0] != want
+                    or struct.unpack("!H", data[4:6])[0] != self.ident):
                 return None
             data = data[8:]
         if len(data) < _HDR.size:
@@ -391,7 +392,7 @@ class _Run:
     def results(self) -> list[ProbeResult]:
         """Per-probe results."""
         out = []
-        for seq, (sent, late) in enumerate(zip(self.sent, self.late)):
+        for seq, (sent, late) in enumerate(zip(self.sent, self.late, strict=True)):
             rcv = self.recv.get(seq)
             out.append(ProbeResult(seq, sent, late, rcv[0] if rcv else None, rcv[1] if rcv else None,
                                    rcv[2] if rcv else 0))
@@ -431,9 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", required=True, help="VIP (IPv4 or IPv6)")
     ap.add_argument("--port", type=int, default=7007)
     ap.add_argument("--interval-ms", type=float, default=5.0)
-    ap.add_argument("--duration-s", type=float, default=None, help="stop after this long (default: on signal)")
+    ap.add_argument("--duration-s", type=float, default=None,
+                    help="stop after this long (default: on signal)")
     ap.add_argument("--stop-file", default=None, help="stop when this file exists")
-    ap.add_argument("--drain-ms", type=float, default=300.0, help="wait for late replies after the last probe")
+    ap.add_argument("--drain-ms", type=float, default=300.0,
+                    help="wait for late replies after the last probe")
     ap.add_argument("--mode", choices=("udp", "icmp"), default="udp")
     ap.add_argument("--out", required=True, help="JSON lines output file")
     ap.add_argument("--rt-priority", type=int, default=10, help="SCHED_FIFO priority (0: normal scheduling)")
@@ -446,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     nonce = int.from_bytes(os.urandom(4), "big")
     run = _Run(_Channel(args.mode, args.target, args.port), int(args.interval_ms * 1e6), nonce)
     meta = {"target": args.target, "port": args.port, "mode": args.mode, "interval_ms": args.interval_ms,
-            "pid": os.getpid(), "realtime": realtime, "mono_ns": time.monotonic_ns(), "wall_ns": time.time_ns()}
+            "pid": os.getpid(), "realtime": realtime, "mono_ns": time.monotonic_ns(),
+            "wall_ns": time.time_ns()}
     gc.collect()
     gc.freeze()
     gc.disable()

@@ -89,7 +89,7 @@ class RunRecord:
         return [e for e in self.events if e["kind"] == kind and (node is None or e.get("node") == node)]
 
     def bench_row(self) -> dict:
-        """The per-run fields of ``vmac-lab bench failover --json`` (SPEC §8)."""
+        """The per-run fields of ``vmac-lab bench failover --json`` (netns-lab/README.md)."""
         return {"impl": self.impl, "event": self.event, "advert_ms": self.advert_ms, "run": self.run,
                 "outage_ms": self.outage_ms, "lost": self.lost, "mdi_ms": self.mdi_ms,
                 "skew_ms": self.skew_ms, "old_master": self.old_master, "new_master": self.new_master}
@@ -130,8 +130,8 @@ def events_from_observer(obs: list[dict], port_node: dict[str, str], vmacs: list
     out: list[dict] = []
     for e in adverts(obs):
         if e["ifname"] in port_node:
-            out.append({"t_ns": e["t_ns"], "kind": "advert", "node": port_node[e["ifname"]], "vrid": e["vrid"],
-                        "priority": e["priority"], "src_mac": e["src_mac"]})
+            out.append({"t_ns": e["t_ns"], "kind": "advert", "node": port_node[e["ifname"]],
+                        "vrid": e["vrid"], "priority": e["priority"], "src_mac": e["src_mac"]})
     for e in frames(obs, None, "rx"):
         garp = (e["kind"] == "arp" and e["gratuitous"]) or (e["kind"] == "na" and not e["solicited"])
         if garp and e["ifname"] in port_node:

@@ -188,7 +188,7 @@ def one(impl: str, n: int, advert_ms: int, duration_s: float, run_no: int = 0,
 def _measure(lab: Lab, cls: type, rec: dict, n: int, advert_ms: int, duration_s: float,
              converge_s: float, routers: list) -> dict:
     lab.up()
-    for node, prio in zip(lab.topo.routers()[:2], (200, 100)):
+    for node, prio in zip(lab.topo.routers()[:2], (200, 100), strict=True):
         r = type(f"{cls.__name__}{n}", (cls,), {"n_vrids": n})()
         r.configure(lab, node, "lan", 1, vip_for(1), prio, advert_ms)
         routers.append(r)
@@ -250,7 +250,8 @@ def table(rows: list[dict]) -> str:
     lines = [(f"{'vrids':>5} {'advert':>7} {'impl':11} {'runs':>4} {'sent/s':>7} {'µs/sent':>8} "
               f"{'µs/recv':>8} {'CPU% m':>7} {'CPU% b':>7} {'RSS m MB':>8} {'RSS b MB':>8} "
               f"{'spurious':>8} {'bk sent':>7} {'vs ka sent':>10} {'vs ka recv':>10}")]
-    for (n, adv, impl), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "vmacd")):
+    order = lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "vmacd")   # vmacd first in each group
+    for (n, adv, impl), rs in sorted(groups.items(), key=order):
         ok = [r for r in rs if "error" not in r]
         if not ok:
             lines.append(f"{n:>5} {adv:>5}ms {impl:11} {0:>2}/{len(rs):<1} failed: {rs[0].get('error')}")
@@ -269,7 +270,8 @@ def table(rows: list[dict]) -> str:
                      f"{f(med(ok, 'us_per_sent'), 8)} {f(med(ok, 'us_per_received'), 8)} "
                      f"{f(med(ok, 'cpu_master_pct'), 7)} {f(med(ok, 'cpu_backup_pct'), 7)} "
                      f"{f(med(ok, 'rss_master_kb') / 1024, 8)} {f(med(ok, 'rss_backup_kb') / 1024, 8)} "
-                     f"{max(r['spurious_transitions'] for r in ok):>8} {max(r['backup_sent'] for r in ok):>7} "
+                     f"{max(r['spurious_transitions'] for r in ok):>8} "
+                     f"{max(r['backup_sent'] for r in ok):>7} "
                      f"{ratio('us_per_sent'):>10} {ratio('us_per_received'):>10}")
     return "\n".join(lines)
 

@@ -146,7 +146,8 @@ def render(rec: dict, png: str | None = None, max_garps: int = 5) -> str:
                 cur = None
         if cur is not None:
             end = "fault" if n == old and rec.get("event") in ("crash", "kill") else "end of run"
-            segs.append(f"{cur:+.1f} ms .. {end}" if end == "end of run" else f"{cur:+.1f} .. +0.0 ms (fault)")
+            segs.append(f"{cur:+.1f} ms .. {end}" if end == "end of run"
+                        else f"{cur:+.1f} .. +0.0 ms (fault)")
         lines.append(f"  {n:4} " + ("; ".join(segs) if segs else "never master"))
     lines.append("")
     p = rec.get("probe") or {}
@@ -163,7 +164,8 @@ def render(rec: dict, png: str | None = None, max_garps: int = 5) -> str:
     if a["takeover_ms"] is not None:
         extra = ""
         if a["expected_ms"] is not None:
-            extra = f"; RFC expects {a['expected_ms']:+.1f} ms (off by {a['takeover_ms'] - a['expected_ms']:+.1f} ms)"
+            off = a["takeover_ms"] - a["expected_ms"]
+            extra = f"; RFC expects {a['expected_ms']:+.1f} ms (off by {off:+.1f} ms)"
         lines.append(f"Takeover: {new} became master {a['takeover_ms']:.1f} ms after the fault{extra}")
     if rec.get("event") in ("crash", "linkdown"):
         lines.append("  (a crash falls at a random phase of the advert cycle: the backup's timer runs from "

@@ -134,8 +134,8 @@ class Topology:
         return str(self._net(lan, family)[VIP_HOST])
 
     def _net(self, lan: str, family: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-        l = self.lans[lan]
-        return ipaddress.ip_network(l.v4 if family == 4 else l.v6)
+        spec = self.lans[lan]
+        return ipaddress.ip_network(spec.v4 if family == 4 else spec.v6)
 
     # -- (de)serialisation -------------------------------------------------------------------
     @classmethod
@@ -159,7 +159,7 @@ class Topology:
     def to_dict(self) -> dict:
         """The TOML structure of this topology (also stored in state.json)."""
         return {"name": self.name,
-                "lan": {l.name: {"v4": l.v4, "v6": l.v6} for l in self.lans.values()},
+                "lan": {lan.name: {"v4": lan.v4, "v6": lan.v6} for lan in self.lans.values()},
                 "node": {n.name: {"kind": n.kind, "lans": n.lans} for n in self.nodes.values()}}
 
 

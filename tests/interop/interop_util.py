@@ -10,6 +10,7 @@ client's ARP / ND view of the VIP.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
@@ -56,13 +57,13 @@ class KeepalivedX(impls.get("keepalived")):
         text = super().render()
         x = self.cfg.extra
         if "ka_global" in x:
-            text = text.replace("}\n", "".join(f"  {l}\n" for l in x["ka_global"]) + "}\n", 1)
+            text = text.replace("}\n", "".join(f"  {line}\n" for line in x["ka_global"]) + "}\n", 1)
         extra = list(x.get("ka_instance", ()))
         if "ka_auth" in x:
             kind, pw = x["ka_auth"]
             extra += ["authentication {", f"  auth_type {kind}", f"  auth_pass {pw}", "}"]
         if extra:
-            text = text.replace("  virtual_ipaddress {", "".join(f"  {l}\n" for l in extra)
+            text = text.replace("  virtual_ipaddress {", "".join(f"  {line}\n" for line in extra)
                                 + "  virtual_ipaddress {", 1)
         return text
 
@@ -151,17 +152,19 @@ def log_lines(r: Router, pattern: str) -> list[str]:
             text += (r.dir / n).read_text(errors="replace")
         except OSError:
             pass
-    return [l for l in text.splitlines() if re.search(pattern, l)]
+    return [line for line in text.splitlines() if re.search(pattern, line)]
 
 
 class Tcpdump:
     """tcpdump -w on *node*'s port of the LAN bridge (frames that node sent are "in" there)."""
 
-    def __init__(self, lb: Lab, path: Path, node: str, expr: str = "ip proto 112 or ip proto 51 or ip6") -> None:
+    def __init__(self, lb: Lab, path: Path, node: str,
+                 expr: str = "ip proto 112 or ip proto 51 or ip6") -> None:
         self.path, err = path, path.with_suffix(".err")
         with err.open("wb") as fh:
             self.proc = subprocess.Popen(["ip", "netns", "exec", lb.bridge_ns("lan"), "tcpdump", "-i",
-                                          lb.bridge_port(node, "lan"), "-Q", "in", "-U", "--immediate-mode", "-n", "-w", str(path), expr],
+                                          lb.bridge_port(node, "lan"), "-Q", "in", "-U",
+                                          "--immediate-mode", "-n", "-w", str(path), expr],
                                          stdout=subprocess.DEVNULL, stderr=fh)
         wait_until(lambda: "listening on" in err.read_text() or self.proc.poll() is not None, 5.0,
                    what="tcpdump ready")
@@ -175,10 +178,9 @@ class Tcpdump:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        import scapy.layers.inet6
-        import scapy.layers.l2
-        import scapy.layers.vrrp  # noqa: F401
         from scapy.utils import rdpcap
+        for layer in ("inet6", "l2", "vrrp"):      # loads the dissectors rdpcap needs
+            importlib.import_module(f"scapy.layers.{layer}")
         return list(rdpcap(str(self.path)))
 
 

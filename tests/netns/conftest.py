@@ -20,7 +20,7 @@ def routers() -> Iterator[Callable[..., list[Router]]]:
               priorities: tuple[int, ...] = (200, 100), elect: bool = True,
               **kw: object) -> list[Router]:
         rs = []
-        for node, prio in zip(lab.topo.routers(), priorities):
+        for node, prio in zip(lab.topo.routers(), priorities, strict=False):
             r = impls.get(impl)().configure(lab, node, "lan", vrid, lab.vip("lan"), prio, advert_ms,
                                             version=version, **kw)
             r.start()

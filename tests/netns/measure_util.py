@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 
-VID = 0x33
 VMAC = "00:00:5e:00:01:33"
 VIP = "192.0.2.254"
 ADDRS = {"r1": "192.0.2.1", "r2": "192.0.2.2", "c": "192.0.2.100"}
@@ -113,11 +112,6 @@ def send_frames_timed(ns: str, ifname: str, frames: list[bytes], gap_s: float = 
     out = sh("ip", "netns", "exec", ns, sys.executable, "-c", _SEND_SCRIPT, ifname, str(gap_s),
              *(f.hex() for f in frames))
     return [(int(a), int(b)) for a, b in (line.split() for line in out.splitlines())]
-
-
-def send_frames(ns: str, ifname: str, frames: list[bytes], gap_s: float = 0.0) -> list[int]:
-    """Like :func:`send_frames_timed`; returns the time just after each send() (monotonic ns)."""
-    return [b for _a, b in send_frames_timed(ns, ifname, frames, gap_s)]
 
 
 def mac_bytes(mac: str) -> bytes:

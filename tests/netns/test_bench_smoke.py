@@ -1,4 +1,4 @@
-"""`vmac-lab bench failover` end to end: exit 0, SPEC §8 record keys, outages near the RFC bound."""
+"""`vmac-lab bench failover` end to end: exit 0, the documented record keys, outages near the RFC bound."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from vmaclab.lab import lab_namespaces
 
 pytestmark = pytest.mark.netns
 
-SPEC_KEYS = {"impl", "event", "advert_ms", "run", "outage_ms", "lost", "mdi_ms", "skew_ms",
+RECORD_KEYS = {"impl", "event", "advert_ms", "run", "outage_ms", "lost", "mdi_ms", "skew_ms",
              "old_master", "new_master"}
 
 
@@ -31,9 +31,9 @@ def test_bench_failover_smoke(tmp_path: Path) -> None:
     assert took < 60, f"bench smoke took {took:.0f} s"
     rows = json.loads(out.read_text())
     assert [r["impl"] for r in rows] == ["vmacd", "keepalived"]
-    assert set(KEYS) == SPEC_KEYS
+    assert set(KEYS) == RECORD_KEYS
     for r in rows:
-        assert SPEC_KEYS <= set(r), r
+        assert set(r) >= RECORD_KEYS, r
         assert "takeover_ms" in r
         assert (r["event"], r["advert_ms"], r["run"]) == ("crash", 100, 0)
         assert (r["old_master"], r["new_master"]) == ("r1", "r2")

@@ -45,7 +45,7 @@ def test_cleanup_removes_leftovers_and_keeps_the_operators(box, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "deleted macvlan vmac51.4" in res.stdout and "198.51.100.9/24" in res.stdout
     links = json.loads(n.ip(r1, "-j", "link", "show"))
-    assert [l["ifname"] for l in links if l["ifname"].startswith("vmac")] == []
+    assert [link["ifname"] for link in links if link["ifname"].startswith("vmac")] == []
     left = {f"{a['local']}/{a['prefixlen']}"
             for a in json.loads(n.ip(r1, "-4", "-j", "addr", "show", "dev", "eth0"))[0]["addr_info"]}
     assert left == {"192.0.2.1/24", "203.0.113.1/24"}

@@ -1,4 +1,4 @@
-"""vmacd election (issue #4 item 1): by priority among three routers, by primary address when
+"""vmacd election: by priority among three routers, by primary address when
 priorities tie, and what a returning higher-priority router does with preempt on, off and delayed.
 The winner is checked in the kernel (VIP and UP vMAC on exactly one box) and on the LAN (the
 bridge learned the vMAC on its port), not only in the daemon's own status.
@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from daemon_util import (
-    FAILOVER_BOUND_S,
     VMAC4,
+    failover_bound_s,
     fdb_ports,
     fleet,
     port,
@@ -39,7 +40,7 @@ def test_priority_200_150_100(fleet) -> None:
     # the master goes away: of the two backups the higher priority (150) wins, not the other
     fault(lab, rs["r1"], "term")
     wait_until(lambda: (rs["r2"].state(), rs["r3"].state()) == ("master", "backup"),
-               FAILOVER_BOUND_S, what="r2 (150) over r3 (100)")
+               failover_bound_s(150), what="r2 (150) over r3 (100)")
     sleep_observing(0.5)
     assert (rs["r2"].state(), rs["r3"].state()) == ("master", "backup")
     _only_master_is(lab, "r2")
@@ -47,14 +48,15 @@ def test_priority_200_150_100(fleet) -> None:
 
 def test_equal_priority_higher_address_wins(fleet) -> None:
     """r1 (.11) and r3 (.13) at 100 are split so both become master; once the LAN heals, the
-    higher primary address keeps it and the other yields (one round: well within 2 s)."""
+    higher primary address keeps it and the other yields (one round: well within the failover
+    bound)."""
     lab = fleet.lab
     fault(lab, None, "partition", a=["r1"], b=["r3"])
     r1 = fleet.start("r1", 100)
     r3 = fleet.start("r3", 100)
     wait_until(lambda: (r1.state(), r3.state()) == ("master", "master"), 5.0, what="split brain")
     fault(lab, None, "heal")
-    wait_until(lambda: (r1.state(), r3.state()) == ("backup", "master"), FAILOVER_BOUND_S,
+    wait_until(lambda: (r1.state(), r3.state()) == ("backup", "master"), failover_bound_s(100),
                what="r3 (higher address) master after heal")
     sleep_observing(0.5)
     assert (r1.state(), r3.state()) == ("backup", "master")
@@ -63,22 +65,24 @@ def test_equal_priority_higher_address_wins(fleet) -> None:
 
 def _return_of_r1(fleet, **kw):
     """r1 (200) master over r2 (100); r1 stops (SIGTERM) and r2 takes over; r1 starts again.
-    Returns (r1 again, r2, monotonic time r1's control socket answered)."""
+    Returns (r1 again once it runs an instance, r2, monotonic time r1's instance ran)."""
     rs = fleet.elect([("r1", 200), ("r2", 100)], master="r1", **kw)
     fault(fleet.lab, rs["r1"], "term")
-    wait_until(lambda: rs["r2"].state() == "master" and rs["r1"].proc.poll() is not None,
-               FAILOVER_BOUND_S + 3, what="r2 master, r1 gone")
+    wait_until(lambda: rs["r2"].state() == "master", failover_bound_s(100), what="r2 master")
+    wait_until(lambda: rs["r1"].proc.poll() is not None, 3.0, what="r1 gone")
     r1 = fleet.start("r1", 200, **kw)
+    wait_until(lambda: r1.state() in ("backup", "master"), 10.0, what="r1 running again")
     return r1, rs["r2"], time.monotonic()
 
 
 def test_preempt_on_returning_higher_priority_takes_over(fleet) -> None:
     r1, r2, _t0 = _return_of_r1(fleet, preempt=True)
-    wait_until(lambda: (r1.state(), r2.state()) == ("master", "backup"), FAILOVER_BOUND_S,
+    wait_until(lambda: (r1.state(), r2.state()) == ("master", "backup"), failover_bound_s(200),
                what="r1 preempts")
     _only_master_is(fleet.lab, "r1")
 
 
+@pytest.mark.rfc("9568-7.1-7", "holds")     # r1 stays backup only by accepting r2's VRID 51 adverts
 def test_preempt_off_returning_higher_priority_stays_backup(fleet) -> None:
     r1, r2, _t0 = _return_of_r1(fleet, preempt=False)
     wait_until(lambda: r1.state() == "backup", 5.0, what="r1 backup")
@@ -95,7 +99,7 @@ def test_preempt_delay_takes_over_only_after_the_delay(fleet) -> None:
     took = time.monotonic() - t0
     print(f"\npreempt_delay {delay}s: r1 took over {took:.2f} s after it started")
     # lower bound: the delay (its count starts with the first advert r1 hears, at or after
-    # start-up); upper: delay + Master_Down_Interval + a generous margin for a loaded box
-    assert delay - 0.2 <= took <= delay + 0.4 + 2.0, took
+    # start-up); upper: the delay and then r1's own failover bound
+    assert delay - 0.2 <= took <= delay + failover_bound_s(200), took
     wait_until(lambda: r2.state() == "backup", 2.0, what="r2 backup")
     _only_master_is(fleet.lab, "r1")

@@ -1,4 +1,4 @@
-"""Hard death (SPEC §3, issue #4 item 7): SIGKILL of the master's vmacd (fault `kill`, the
+"""Hard death (docs/architecture.md): SIGKILL of the master's vmacd (fault `kill`, the
 guardian child survives). The dead box must not fight the new master: its vMAC goes down and it
 sends no frame from the vMAC once the new master has taken over; a restarted vmacd cleans or
 adopts the leftovers (one vmacd macvlan, no stray VIP) and rejoins as backup.
@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 
 from daemon_util import (
-    FAILOVER_BOUND_S,
     VMAC4,
     addresses,
     capture,
+    failover_bound_s,
     fdb_ports,
     fleet,
     port,
@@ -48,7 +48,7 @@ def test_sigkill_leaves_no_fighting_box_and_restart_adopts(fleet) -> None:
     wait_until(lambda: not up_links_with_mac(lab, "r1", VMAC4), 1.0,
                what=f"r1's vMAC down after SIGKILL (up: {up_links_with_mac(lab, 'r1', VMAC4)})")
     wait_until(lambda: vip not in addresses(lab, "r1"), 1.0, what="the guardian removed the VIP")
-    wait_until(lambda: r2.state() == "master", FAILOVER_BOUND_S, interval=0.005, what="r2 master")
+    wait_until(lambda: r2.state() == "master", failover_bound_s(100), interval=0.005, what="r2 master")
     sleep_observing(1.5)
     summary = prober.stop()
     events = obs.stop()

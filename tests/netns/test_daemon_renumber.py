@@ -3,10 +3,11 @@ keeps its mastership and advertises from the new address at once; with no addres
 cannot advertise, so it goes to fault and the backup takes over; an address back, it returns."""
 from __future__ import annotations
 
+import pytest
 from daemon_util import (
-    FAILOVER_BOUND_S,
     VMAC4,
     capture,
+    failover_bound_s,
     fleet,
     port,
     sent_from,
@@ -23,6 +24,8 @@ def _master_src(r) -> str | None:
     return (inst[0].get("master") or {}).get("src")
 
 
+@pytest.mark.rfc("9568-5.1.1.1-1", "holds")       # adverts leave from the primary, old or new
+@pytest.mark.rfc("9568-7.2-4", "holds")
 def test_renumbered_parent_is_followed_and_no_address_is_a_fault(fleet) -> None:
     lab = fleet.lab
     dev, old = lab.ifname("r1", "lan"), lab.addr("r1", "lan")
@@ -46,7 +49,7 @@ def test_renumbered_parent_is_followed_and_no_address_is_a_fault(fleet) -> None:
     assert srcs == sorted(srcs, key=lambda s: s == new)             # old ones first, then new
 
     lab.run("r1", ["ip", "addr", "del", f"{new}/24", "dev", dev])   # no IPv4 address left
-    wait_until(lambda: (r1.state(), r2.state()) == ("fault", "master"), FAILOVER_BOUND_S,
+    wait_until(lambda: (r1.state(), r2.state()) == ("fault", "master"), failover_bound_s(100),
                what="r1 in fault, r2 master")
     reasons = [h["reason"] for h in r1.control({"cmd": "history"})["history"]]
     assert reasons[-1] == "no address to advertise from", reasons

@@ -8,9 +8,9 @@ import json
 import time
 
 from daemon_util import (
-    FAILOVER_BOUND_S,
     VMAC4,
     addresses,
+    failover_bound_s,
     fdb_ports,
     fleet,
     port,
@@ -36,7 +36,7 @@ def test_interface_recreated_the_instance_starts_again_on_it(fleet) -> None:
     old = _ifindex(lab, "r1", dev)
 
     lab.unplug("r1", "lan")
-    wait_until(lambda: r2.state() == "master", FAILOVER_BOUND_S, what="r2 master")
+    wait_until(lambda: r2.state() == "master", failover_bound_s(100), what="r2 master")
     wait_until(lambda: r1.state() == "fault", 2.0, what="r1 in fault without its interface")
     assert vmacd_links(lab, "r1") == []               # the vMAC went with its parent
     assert udp_ask(lab, "c1", vip) == "r2"
@@ -62,7 +62,7 @@ def test_recreated_interface_without_its_address_waits_for_it(fleet) -> None:
     rs = fleet.elect([("r1", 200), ("r2", 100)], master="r1")
     r1, r2 = rs["r1"], rs["r2"]
     lab.unplug("r1", "lan")
-    wait_until(lambda: (r1.state(), r2.state()) == ("fault", "master"), FAILOVER_BOUND_S,
+    wait_until(lambda: (r1.state(), r2.state()) == ("fault", "master"), failover_bound_s(100),
                what="r2 master, r1 in fault")
     lab.replug("r1", "lan", addresses=False)
     for _ in range(10):                               # 1 s: no address, no start, no crash

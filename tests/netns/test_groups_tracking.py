@@ -1,4 +1,4 @@
-"""Sync groups (SPEC §3): instances in a group move together. Two routers between a LAN and an
+"""Sync groups (docs/config.md): instances in a group move together. Two routers between a LAN and an
 uplink run one instance per side in one group; when the master's uplink goes down, its uplink
 instance faults and its LAN instance must let go too, so the other router carries both."""
 from __future__ import annotations

@@ -36,7 +36,7 @@ def test_addressing_is_deterministic() -> None:
 def _leftovers(prefix: str) -> list[str]:
     found = lab_namespaces(prefix)
     links = run(["ip", "-o", "link"]).stdout
-    found += [l for l in links.splitlines() if prefix in l]
+    found += [line for line in links.splitlines() if prefix in line]
     found += [str(p) for p in [RUN_ROOT / prefix] if p.exists()]
     return found
 
@@ -84,7 +84,7 @@ def test_sigkilled_up_cleaned_by_down_prefix(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=5)
         assert len(lab_namespaces(prefix)) == 4
-        info = next(l for l in list_labs() if l["prefix"] == prefix)
+        info = next(entry for entry in list_labs() if entry["prefix"] == prefix)
         assert not info["owner_alive"]
         cp = subprocess.run([VMAC_LAB, "down", "--prefix", prefix], capture_output=True, text=True,
                             timeout=60, check=False)

@@ -51,7 +51,7 @@ def test_observer_timestamps_frames_with_a_chosen_source_mac(lan, tmp_path):
     rx = frames_from_mac(events, PROBE_MAC, ifname="p-r1")          # entering the bridge from r1
     tx = frames_from_mac(events, PROBE_MAC, ifname="p-c", direction="tx")  # flooded to the client
     assert len(rx) == 4 and len(tx) == 4
-    for frame, (before, after) in zip(rx, windows):
+    for frame, (before, after) in zip(rx, windows, strict=True):
         # kernel receive stamp on the bridge port falls inside the sender's send() call
         assert before <= frame["t_ns"] <= after, (before, frame["t_ns"], after)
         assert frame["ts"] == "kernel"
@@ -88,7 +88,8 @@ def _eth(src: str, etype: int, body: bytes) -> bytes:
 def test_decode_vrrp_v2_in_ah_and_unsolicited_na():
     vrrp2 = bytes([0x21, 7, 100, 1, 2, 1, 0, 0]) + bytes([192, 0, 2, 254]) + b"\0" * 8
     ah = bytes([112, 4, 0, 0]) + b"\x00\x00\x00\x01" + b"\x00\x00\x00\x01" + b"\0" * 12
-    ip = bytes([0x45, 0, 0, 20 + len(ah) + len(vrrp2), 0, 0, 0, 0, 255, 51, 0, 0, 192, 0, 2, 1, 224, 0, 0, 18])
+    ip = bytes([0x45, 0, 0, 20 + len(ah) + len(vrrp2), 0, 0, 0, 0, 255, 51, 0, 0,
+                192, 0, 2, 1, 224, 0, 0, 18])
     d = decode_frame(_eth("00:00:5e:00:01:07", 0x0800, ip + ah + vrrp2))
     assert (d["kind"], d["ah"], d["version"], d["vrid"], d["priority"], d["interval_ms"]) == (
         "vrrp", True, 2, 7, 100, 1000)

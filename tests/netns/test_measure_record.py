@@ -37,7 +37,7 @@ def test_analyze_outage_lost_and_switch():
 def test_analyze_late_queued_replies_end_the_outage_and_open_outage():
     # probes 20..79 answered only at 400 ms (queued while unresolved): service is back at 400 ms;
     # 20..59 waited more than late_ms (100 ms)
-    late = {i: 400 for i in range(20, 80)}
+    late = dict.fromkeys(range(20, 80), 400)
     s = analyze(_probes(100, range(0), late=late), interval_ms=5.0)
     assert (s.lost, s.late, s.outage_ms) == (0, 40, 304.0)
     tail = analyze(_probes(100, range(80, 100)), interval_ms=5.0, end_ns=600 * MS)

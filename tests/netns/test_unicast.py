@@ -1,5 +1,6 @@
-"""unicast_peers (SPEC §3, Heartbeat `ucast`): adverts go to the peers only, with TTL 255, and the
-pair elects and fails over exactly as with multicast; nothing is sent to 224.0.0.18."""
+"""unicast_peers (a departure from RFC 9568, Heartbeat `ucast`): adverts go to the peers only,
+with TTL 255, and the pair elects and fails over exactly as with multicast; nothing is sent to
+224.0.0.18."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,7 @@ from vmaclab.observe import Observer, bridge_ports
 from vmaclab.util import wait_until
 
 
-# the SPEC §3 departure (unicast_peers): this test checks the departed behaviour, that with peers
+# the departure (unicast_peers, docs/conformance.md): this test checks the departed behaviour, that with peers
 # configured nothing goes to the group
 @pytest.mark.rfc("9568-7.2-7", "refused")
 def test_unicast_pair_elects_and_fails_over(lab, tmp_path):

@@ -70,7 +70,7 @@ class Scenario:
             params = {v: make_params(i + 1, v, priority=p, interval_cs=self.interval_cs,
                                      preempt=b.preempt, graceful_handover=b.handover,
                                      preempt_delay=b.preempt_delay, startup_delay=b.startup_delay)
-                      for v, p in zip(self.vrids, b.prios)}
+                      for v, p in zip(self.vrids, b.prios, strict=True)}
             specs.append(NodeSpec(b.name, i + 1, params, sync_group=b.sync_group))
         return Sim(specs, delay=self.delay, jitter=self.jitter, seed=seed)
 
@@ -123,7 +123,7 @@ def apply(sim: Sim, op: Op) -> None:
     elif op.kind == "start" and r is not None and r.state in (State.INIT, State.STOPPED):
         sim.feed(op.node, op.vrid, Startup())
     elif op.kind == "partition":
-        sim.partition = {name: 1 for name in op.arg}
+        sim.partition = dict.fromkeys(op.arg, 1)
     elif op.kind == "heal":
         sim.partition, sim.loss = {}, 0.0
     elif op.kind == "loss":

@@ -16,7 +16,8 @@ def test_parse(text, us):
     assert parse_us(text) == us
 
 
-@pytest.mark.parametrize("value", ["", "1", "100 ms", "1.5", "-1s", "1sec", "1e3ms", "0.0001ms", 1, 1.5, None])
+@pytest.mark.parametrize("value", ["", "1", "100 ms", "1.5", "-1s", "1sec", "1e3ms", "0.0001ms",
+                                   1, 1.5, None])
 def test_refused(value):
     with pytest.raises(DurationError):
         parse_us(value)

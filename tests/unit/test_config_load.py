@@ -1,4 +1,4 @@
-"""Config loading (SPEC §4): typed model, every error collected, RFC 9568 config rules."""
+"""Config loading (docs/config.md): typed model, every error collected, RFC 9568 config rules."""
 from __future__ import annotations
 
 import ipaddress
@@ -37,7 +37,7 @@ def one(text: str) -> model.Instance:
     return load_text(text, "vmacd.toml").instances[0]
 
 
-# ---- the SPEC example and the defaults ---------------------------------------------------------
+# ---- the appliance example and the defaults ----------------------------------------------------
 
 def test_appliance_example_loads_with_every_section():
     cfg = load(str(APPLIANCE), read_files=False)
@@ -482,7 +482,7 @@ def test_world_readable_key_file_refused(tmp_path):
 def test_missing_key_file_refused(tmp_path):
     cfg = tmp_path / "vmacd.toml"
     cfg.write_text(auth_cfg('type = "hmac-sha256"\nkey_file = "/nonexistent/k"'))
-    with pytest.raises(ConfigError, match='auth.a.key_file: cannot read "/nonexistent/k"'):
+    with pytest.raises(ConfigError, match=r'auth\.a\.key_file: cannot read "/nonexistent/k"'):
         load(str(cfg))
 
 

@@ -150,7 +150,8 @@ def test_ipv6_needs_a_link_local_on_the_parent():
     assert f.message == "IPv6 is disabled on eth1"
 
 
-SECOND_V2 = '[[instance]]\nname = "old"\ninterface = "eth1"\nvrid = 8\nversion = 2\nvirtual_ips = ["192.0.2.9"]\n'
+SECOND_V2 = ('[[instance]]\nname = "old"\ninterface = "eth1"\nvrid = 8\nversion = 2\n'
+             'virtual_ips = ["192.0.2.9"]\n')
 
 
 @pytest.mark.rfc("9568-8.4.2-1", "holds")

@@ -78,7 +78,8 @@ def test_reload_accepted_and_refused(sock):
         daemon.refuse = "vmacd.toml: instance[lan].vrid: must be 1..255, got 300"
         rc, out, err = call("-s", sock, "reload")
         assert rc == 1
-        assert err == "vmacctl: reload: reload refused: vmacd.toml: instance[lan].vrid: must be 1..255, got 300\n"
+        assert err == ("vmacctl: reload: reload refused: vmacd.toml: instance[lan].vrid: "
+                       "must be 1..255, got 300\n")
 
 
 def test_daemon_not_reachable_names_the_socket(sock):
@@ -141,8 +142,10 @@ def test_console_script(sock):
     if not VMACCTL.exists():
         pytest.skip("vmacctl console script not installed in this environment")
     with running_server(sock):
-        p = subprocess.run(check=False, args=[str(VMACCTL), "-s", sock, "status", "--json"], capture_output=True, text=True, timeout=20)
+        p = subprocess.run([str(VMACCTL), "-s", sock, "status", "--json"], capture_output=True,
+                           text=True, timeout=20, check=False)
         assert p.returncode == 0, p.stderr
         assert json.loads(p.stdout)["node"] == "r1"
-    p = subprocess.run(check=False, args=[str(VMACCTL), "-s", sock, "status"], capture_output=True, text=True, timeout=20)
+    p = subprocess.run([str(VMACCTL), "-s", sock, "status"], capture_output=True, text=True, timeout=20,
+                       check=False)
     assert p.returncode == 2 and sock in p.stderr

@@ -56,7 +56,7 @@ def has(out, kind):
     return any(isinstance(a, kind) for a in out)
 
 
-# -- make-before-break (SPEC §3 departure from §6.4.3-10; "rfc" mode is tested in test_fsm) ---
+# -- make-before-break (a departure from §6.4.3-10; "rfc" mode is tested in test_fsm) -----------
 
 def test_make_before_break_keeps_vips_until_successor_heard():
     r = master()

@@ -30,9 +30,11 @@ def test_example_translates():
     cfg, _notes = translate(CONF.read_text())
     vi1, vi6 = cfg.instances
     assert cfg.global_.node == "LVS_DEVEL"
-    assert (vi1.interface, vi1.vrid, vi1.priority, vi1.version, vi1.advert_interval_cs) == ("eth0", 51, 150, 2, 100)
+    assert (vi1.interface, vi1.vrid, vi1.priority, vi1.version, vi1.advert_interval_cs) == \
+        ("eth0", 51, 150, 2, 100)
     assert vi1.vmac is True and vi1.preempt is False
-    assert [str(v) for v in vi1.virtual_ips] == ["192.168.200.16/24", "192.168.200.17/32", "192.168.200.18/32"]
+    assert [str(v) for v in vi1.virtual_ips] == ["192.168.200.16/24", "192.168.200.17/32",
+                                                 "192.168.200.18/32"]
     assert vi1.auth.type == "pass" and vi1.auth.key == b"1111"
     assert vi1.track_interfaces[0].weight == -30
     assert (vi1.track_scripts[0].name, vi1.track_scripts[0].weight) == ("chk_httpd", -20)
@@ -74,7 +76,8 @@ def test_v3_auth_and_long_pass():
     text = ("vrrp_instance a {\n interface eth0\n virtual_router_id 1\n version 3\n"
             " authentication {\n auth_type AH\n auth_pass abc\n }\n virtual_ipaddress {\n 10.0.0.1\n }\n}\n"
             "vrrp_instance b {\n interface eth0\n virtual_router_id 2\n"
-            " authentication {\n auth_type PASS\n auth_pass 0123456789\n }\n virtual_ipaddress {\n 10.0.0.2\n }\n}\n")
+            " authentication {\n auth_type PASS\n auth_pass 0123456789\n }\n"
+            " virtual_ipaddress {\n 10.0.0.2\n }\n}\n")
     cfg, notes = translate(text)
     a, b = cfg.instances
     assert a.auth is None and any("authentication not translated" in n for n in notes)

@@ -112,7 +112,6 @@ def test_encoder_refuses_unsendable_fields(bad):
 
 
 @pytest.mark.rfc("9568-5.2.6-1", "holds")
-@pytest.mark.rfc("9568-5.2.6-1", "refused")
 def test_reserve_nibble_is_sent_as_zero():
     assert v4()[4] >> 4 == 0
     # a v2 message has no Reserve nibble; a v3 one never carries anything but 0 there
@@ -120,12 +119,25 @@ def test_reserve_nibble_is_sent_as_zero():
         assert v4(Advertisement(3, 1, 1, cs, (ip("192.0.2.1"),)))[4] >> 4 == 0
 
 
-@pytest.mark.rfc("9568-5.1.1.1-1", "holds")
+@pytest.mark.rfc("9568-5.2.6-1", "refused")
+@pytest.mark.parametrize("cs", [0x1000, 0x1064, 0xF064, 0xFFFF])
+def test_an_interval_that_would_reach_the_reserve_nibble_is_refused(cs):
+    """The only way a value could land in Reserve is an interval above 12 bits: never sent."""
+    with pytest.raises(UsageError, match=r"1\.\.4095 centiseconds"):
+        v4(Advertisement(3, 1, 100, cs, (ip("192.0.2.1"),)))
+    with pytest.raises(UsageError, match=r"1\.\.4095 centiseconds"):
+        build_ip_packet(Advertisement(3, 1, 100, cs, ADV6.addresses), src=S6, dst=G6)
+
+
 @pytest.mark.rfc("9568-5.1.1.1-1", "refused")
+@pytest.mark.rfc("9568-7.2-4", "refused")
 def test_ipv4_source_is_never_a_virtual_address():
     assert decode_ip_packet(build_ip_packet(ADV4, src=S4, dst=G4)).src == S4
-    with pytest.raises(UsageError, match="virtual address"):
-        encode(ADV4, src=ip("192.0.2.254"), dst=G4)
+    for vip in ADV4.addresses:
+        with pytest.raises(UsageError, match="virtual address"):
+            encode(ADV4, src=vip, dst=G4)
+        with pytest.raises(UsageError, match="virtual address"):
+            build_ip_packet(ADV4, src=vip, dst=G4)
 
 
 @pytest.mark.rfc("9568-5.1.2.1-1", "holds")
@@ -200,11 +212,20 @@ def test_every_encoded_advert_carries_a_fresh_checksum():
 def test_encode_is_cached_not_rebuilt():
     adv = Advertisement(3, 77, 120, 100, (ip("192.0.2.77"),))
     first = encode(adv, src=S4, dst=G4)
-    assert encode(adv, src=S4, dst=G4) is first              # the same bytes object: not rebuilt
+    assert encode(adv, src=S4, dst=G4) is first                   # the same bytes object
+    assert encode(adv, src=S4, dst=G4, pseudo_header=False) is not first
 
 
-@pytest.mark.rfc("9568-8.4.2-5", "holds")       # 3 s on the wire -> 300 cs, not 3 cs
-@pytest.mark.rfc("9568-8.4.2-5", "refused")     # 1.5 s cannot be sent as v2
+@pytest.mark.rfc("9568-8.4.2-5", "holds")
+@pytest.mark.parametrize("seconds", [1, 3, 255])
+def test_v2_interval_seconds_become_centiseconds(seconds):
+    adv = Advertisement(2, 7, 100, seconds * 100, (ip("192.0.2.1"),))
+    p = encode(adv, src=S4, dst=G4)
+    assert p[5] == seconds                             # whole seconds on the wire
+    assert decode(p, src=S4, dst=G4, ttl=255).interval_cs == seconds * 100
+
+
+@pytest.mark.rfc("9568-8.4.2-5", "refused")     # 1.5 s cannot be sent as v2; 3 s is never 3 cs
 def test_v2_interval_is_whole_seconds():
     p = encode(ADV2, src=S4, dst=G4)
     assert p[5] == 3 and p[4] == 0 and len(p) == 8 + 4 + 8
@@ -235,11 +256,18 @@ def test_round_trip_payload_and_ip_packet(adv, src, dst, pseudo):
 
 @pytest.mark.rfc("9568-5.1.1.3-2", "holds")
 @pytest.mark.rfc("9568-7.1-1", "holds")
+def test_ipv4_ttl_255_is_accepted():
+    assert dec4(v4(), ttl=255) == Advertisement(3, 51, 150, 100, ADV4.addresses, src=S4, dst=G4,
+                                                ttl=255, checksum="pseudo-header")
+    whole = decode_ip_packet(build_ip_packet(ADV4, src=S4, dst=G4))
+    assert (whole.ttl, whole.vrid, whole.priority) == (255, 51, 150)
+
+
 @pytest.mark.rfc("9568-5.1.1.3-2", "refused")
 @pytest.mark.rfc("9568-7.1-1", "refused")
 @pytest.mark.parametrize("ttl", [254, 64, 1, 0])
 def test_ipv4_ttl_must_be_255(ttl):
-    assert dec4(v4(), ttl=255).ttl == 255
+    assert dec4(v4(), ttl=255).ttl == 255           # the same packet passes with 255
     with pytest.raises(PacketError) as err:
         dec4(v4(), ttl=ttl)
     assert err.value.reason == "ttl"
@@ -252,18 +280,36 @@ def test_ipv4_ttl_must_be_255(ttl):
 
 @pytest.mark.rfc("9568-5.1.2.3-2", "holds")
 @pytest.mark.rfc("9568-7.1-2", "holds")
+def test_ipv6_hop_limit_255_is_accepted():
+    payload = encode(ADV6, src=S6, dst=G6)
+    got = decode(payload, src=S6, dst=G6, ttl=255)
+    assert (got.ttl, got.vrid, got.addresses) == (255, 5, ADV6.addresses)
+    whole = decode_ip_packet(build_ip_packet(ADV6, src=S6, dst=G6))
+    assert whole.ttl == 255 and whole.src == S6
+
+
 @pytest.mark.rfc("9568-5.1.2.3-2", "refused")
 @pytest.mark.rfc("9568-7.1-2", "refused")
 @pytest.mark.parametrize("hlim", [254, 1, None])
 def test_ipv6_hop_limit_must_be_255_and_known(hlim):
     payload = encode(ADV6, src=S6, dst=G6)
-    assert decode(payload, src=S6, dst=G6, ttl=255).ttl == 255
+    assert decode(payload, src=S6, dst=G6, ttl=255).ttl == 255     # the same payload passes
     with pytest.raises(PacketError) as err:
         decode(payload, src=S6, dst=G6, ttl=hlim)
     assert err.value.reason == "ttl"
 
 
 @pytest.mark.rfc("9568-7.1-3", "holds")
+@pytest.mark.rfc("9568-5.2.2-2", "holds")
+@pytest.mark.rfc("9568-7.1-4", "holds")
+def test_version_3_type_1_is_accepted():
+    payload = v4()
+    assert payload[0] == 0x31
+    got = dec4(payload)
+    assert (got.version, got.type) == (3, 1)
+    assert decode(encode(ADV6, src=S6, dst=G6), src=S6, dst=G6, ttl=255).version == 3
+
+
 @pytest.mark.rfc("9568-7.1-3", "refused")
 @pytest.mark.parametrize("version", [0, 1, 4, 15])
 def test_unknown_version_is_refused(version):
@@ -282,8 +328,6 @@ def test_v2_over_ipv6_is_refused():
         decode(bytes(bad), src=S6, dst=G6, ttl=255)
 
 
-@pytest.mark.rfc("9568-5.2.2-2", "holds")
-@pytest.mark.rfc("9568-7.1-4", "holds")
 @pytest.mark.rfc("9568-5.2.2-2", "refused")
 @pytest.mark.rfc("9568-7.1-4", "refused")
 @pytest.mark.parametrize("vtype", [0, 2, 15])
@@ -297,6 +341,17 @@ def test_type_other_than_1_is_refused(vtype):
 
 
 @pytest.mark.rfc("9568-7.1-5", "holds")
+@pytest.mark.parametrize("count", [1, 2, 255])
+def test_exact_length_is_accepted_for_any_count(count):
+    v4s = tuple(ip("203.0.113.0") + i for i in range(1, count + 1))
+    v6s = (ip("fe80::1"),) + tuple(ip("2001:db8::") + i for i in range(1, count))
+    p4 = v4(Advertisement(3, 9, 100, 100, v4s))
+    p6 = encode(Advertisement(3, 9, 100, 100, v6s), src=S6, dst=G6)
+    assert (len(p4), len(p6)) == (8 + 4 * count, 8 + 16 * count)
+    assert dec4(p4).addresses == v4s
+    assert decode(p6, src=S6, dst=G6, ttl=255).addresses == v6s
+
+
 @pytest.mark.rfc("9568-7.1-5", "refused")
 def test_length_must_be_exact():
     assert len(dec4(v4()).addresses) == 2
@@ -334,6 +389,14 @@ def test_ethernet_padding_after_ip_total_length_is_ignored():
 
 @pytest.mark.rfc("9568-5.2.5-2", "holds")
 @pytest.mark.rfc("9568-7.1-18", "holds")
+def test_address_count_one_is_accepted():
+    one = Advertisement(3, 1, 100, 100, (ip("192.0.2.1"),))
+    payload = v4(one)
+    assert payload[3] == 1
+    assert dec4(payload).addresses == (ip("192.0.2.1"),)
+    assert decode_ip_packet(build_ip_packet(one, src=S4, dst=G4)).addresses == one.addresses
+
+
 @pytest.mark.rfc("9568-5.2.5-2", "refused")
 @pytest.mark.rfc("9568-7.1-18", "refused")
 def test_address_count_zero_is_refused():
@@ -347,6 +410,13 @@ def test_address_count_zero_is_refused():
 
 
 @pytest.mark.rfc("9568-7.1-20", "holds")
+@pytest.mark.parametrize("cs", [1, 100, 4095])
+def test_a_non_zero_interval_is_accepted(cs):
+    assert dec4(v4(Advertisement(3, 1, 100, cs, (ip("192.0.2.1"),)))).interval_cs == cs
+    assert decode(encode(Advertisement(3, 5, 100, cs, ADV6.addresses), src=S6, dst=G6),
+                  src=S6, dst=G6, ttl=255).interval_cs == cs
+
+
 @pytest.mark.rfc("9568-7.1-20", "refused")
 def test_interval_zero_is_refused():
     one = Advertisement(3, 1, 100, 1, (ip("192.0.2.1"),))
@@ -364,7 +434,6 @@ def test_interval_zero_is_refused():
 
 
 @pytest.mark.rfc("9568-5.2.6-2", "holds")
-@pytest.mark.rfc("9568-5.2.6-2", "refused")
 def test_reserve_nibble_is_ignored_on_receipt():
     bad = bytearray(v4())
     bad[4] |= 0xF0                                 # Reserve = 0xF, interval still 100
@@ -372,9 +441,31 @@ def test_reserve_nibble_is_ignored_on_receipt():
     assert adv.interval_cs == 100                  # not 0xF064, and not dropped
 
 
+@pytest.mark.rfc("9568-5.2.6-2", "refused")
+@pytest.mark.parametrize("reserve", [1, 8, 15])
+def test_reserve_bits_never_count_as_interval(reserve):
+    """Reading Reserve as part of the interval would turn a zero interval into a valid one and a
+    4095 cs interval into another value: neither happens."""
+    zero = bytearray(v4())
+    zero[4:6] = bytes([reserve << 4, 0])
+    with pytest.raises(PacketError) as err:
+        dec4(refix_v3_v4(bytes(zero)))
+    assert err.value.reason == "interval"
+    top = bytearray(v4())
+    top[4:6] = bytes([(reserve << 4) | 0x0F, 0xFF])
+    assert dec4(refix_v3_v4(bytes(top))).interval_cs == 4095
+
+
 # 9568-7.1-19 is a deliberate departure (`ipv6_link_local_first_strict = false` by default):
 # the marks below check the RFC behaviour, which strict_link_local=True gives back
 @pytest.mark.rfc("9568-7.1-19", "holds")
+def test_ipv6_link_local_first_is_accepted():
+    for first in ("fe80::1", "fe80::ff:1"):
+        adv = Advertisement(3, 5, 200, 50, (ip(first), ip("2001:db8::1"), ip("2001:db8::2")))
+        got = decode_ip_packet(build_ip_packet(adv, src=S6, dst=G6))
+        assert got.addresses == adv.addresses and got.addresses[0].is_link_local
+
+
 @pytest.mark.rfc("9568-7.1-19", "refused")
 def test_ipv6_first_address_must_be_link_local_when_strict():
     ok = decode(encode(ADV6, src=S6, dst=G6), src=S6, dst=G6, ttl=255, strict_link_local=True)
@@ -407,7 +498,24 @@ def test_ipv6_first_address_not_link_local_is_accepted_and_marked_by_default():
 # --- checksum forms ----------------------------------------------------------------------------
 
 @pytest.mark.rfc("9568-5.2.8-2", "holds")
+def test_rfc_form_is_the_message_alone_and_accepted_in_strict_mode():
+    """`v3_checksum_pseudoheader = false`: the IPv4 v3 checksum covers the VRRP message only."""
+    for adv in (ADV4, Advertisement(3, 255, 0, 4095, (ip("203.0.113.1"),))):
+        payload = v4(adv, pseudo_header=False)
+        assert inet_checksum(payload) == 0
+        got = dec4(payload, pseudo_header=False, strict_checksum=True)
+        assert (got.checksum, got.vrid) == ("no-pseudo-header", adv.vrid)
+
+
 @pytest.mark.rfc("9568-5.2.8-2", "refused")
+def test_strict_rfc_mode_refuses_the_pseudo_header_form():
+    with_ph = v4(pseudo_header=True)
+    assert inet_checksum(with_ph) != 0
+    with pytest.raises(PacketError) as err:
+        dec4(with_ph, pseudo_header=False, strict_checksum=True)
+    assert err.value.reason == "checksum"
+
+
 def test_ipv4_v3_both_checksum_forms_and_strict_mode():
     with_ph, without = v4(pseudo_header=True), v4(pseudo_header=False)
     assert with_ph[6:8] != without[6:8]

@@ -1,4 +1,4 @@
-"""`vmacd check [-c FILE] [--no-preflight]`: validate a config and check this box for it (SPEC §5).
+"""`vmacd check [-c FILE] [--no-preflight]`: validate a config and check this box for it.
 
 Exit 0: valid (warnings may be printed); 1: invalid config or a preflight error; 2: unusable call
 (the file is missing or unreadable). Problems go to stderr one per line as `FILE: key.path: message`

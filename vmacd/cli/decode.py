@@ -1,4 +1,4 @@
-"""`vmacd decode [HEX ...] [--pcap FILE]`: VRRP advertisements to JSON lines (SPEC §5).
+"""`vmacd decode [HEX ...] [--pcap FILE]`: VRRP advertisements to JSON lines (docs/operations.md).
 
 Exit codes: 0 every packet decoded, 1 any refused, 2 unusable call (bad hex, unreadable file).
 """
@@ -88,7 +88,7 @@ def _hex_packets(items: list[str]) -> Iterator[bytes]:
         yield bytes.fromhex(text)
 
 
-def _decode(packet: bytes, spec: AuthSpec | None, args: argparse.Namespace) -> dict:
+def _decode(packet: bytes, spec: AuthSpec | None, args: argparse.Namespace) -> dict[str, object]:
     strict = args.strict_checksum is not None
     try:
         adv = wire.decode_ip_packet(
@@ -100,9 +100,9 @@ def _decode(packet: bytes, spec: AuthSpec | None, args: argparse.Namespace) -> d
     return to_json(adv)
 
 
-def to_json(adv: wire.Advertisement) -> dict:
-    """The SPEC §5 JSON object of a decoded advertisement."""
-    auth = {"type": adv.auth_type}
+def to_json(adv: wire.Advertisement) -> dict[str, object]:
+    """The JSON object of a decoded advertisement (keys: docs/operations.md)."""
+    auth: dict[str, object] = {"type": adv.auth_type}
     auth.update(dict(adv.auth_info))
     out = {
         "version": adv.version, "type": adv.type, "vrid": adv.vrid, "priority": adv.priority,
@@ -115,7 +115,7 @@ def to_json(adv: wire.Advertisement) -> dict:
     return out
 
 
-def _emit(obj: dict, out: TextIO) -> int:
+def _emit(obj: dict[str, object], out: TextIO) -> int:
     out.write(json.dumps(obj) + "\n")
     return 1 if "error" in obj else 0
 

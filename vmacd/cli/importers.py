@@ -1,4 +1,5 @@
-"""`vmacd import heartbeat DIR` and `vmacd import keepalived FILE`: translate to vmacd TOML (SPEC §5).
+"""`vmacd import heartbeat DIR` and `vmacd import keepalived FILE`: translate to vmacd TOML
+(docs/config.md, Importing).
 
 The TOML goes to stdout, or with `-o FILE` to FILE (mode 0600), an inline key then to a key file
 beside it (0600) and generated notify scripts too; every line that was not (or not exactly)

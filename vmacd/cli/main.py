@@ -1,12 +1,13 @@
 """`vmacd` entry point: one subcommand per module, each with setargs(parser) and cmdline(args).
 
-Exit codes (SPEC §5): 0 ok, 1 invalid input / refused, 2 unusable call.
+Exit codes (docs/operations.md): 0 ok, 1 invalid input / refused, 2 unusable call.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 # subcommand -> module under vmacd.cli; each module defines HELP, setargs(parser), cmdline(args) -> int
 COMMANDS = {
@@ -19,7 +20,7 @@ COMMANDS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 already; keep the message short
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 already; keep the message short
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
 

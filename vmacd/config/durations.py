@@ -56,8 +56,3 @@ def format_us(us: int) -> str:
         ms = us // 1_000
         return f"{ms}ms" if ms < 1_000 else f"{Decimal(ms) / 1000}s"
     return f"{Decimal(us) / 1_000_000}s"
-
-
-def format_seconds(seconds: float) -> str:
-    """Render seconds as a duration string (rounded to the microsecond)."""
-    return format_us(round(seconds * 1_000_000))

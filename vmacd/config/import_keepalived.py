@@ -323,7 +323,7 @@ def _vips(sub: Stmt, inst: dict[str, Any], ctx: _Ctx) -> list[str]:
             ctx.skip(line, "not an address, not translated")
             continue
         out.append(str(vip))
-        opts = dict(zip(line.args[::2], line.args[1::2]))
+        opts = dict(zip(line.args[::2], line.args[1::2], strict=False))
         if opts.get("dev") and opts["dev"] != inst.get("interface"):
             ctx.skip(line, f"dev {opts['dev']}: vmacd puts every VIP on the instance's vMAC device")
         elif set(opts) - {"dev"}:

@@ -1,4 +1,4 @@
-"""One [[instance]] table -> Instance, with every per-key rule of SPEC §4 and RFC 9568 §5.2/§6.1.
+"""One [[instance]] table -> Instance, with every per-key rule of docs/config.md and RFC 9568 §5.2/§6.1.
 
 Cross-instance rules (duplicate names and VRIDs, sync groups) live in load.py.
 """
@@ -278,7 +278,8 @@ def _track_interfaces(r: Reader) -> tuple[model.TrackedInterface, ...]:
     return tuple(out)
 
 
-def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript | None]) -> tuple[model.TrackedScript, ...]:
+def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript | None]
+                   ) -> tuple[model.TrackedScript, ...]:
     out = []
     for path, item in r.table_list("track_scripts"):
         sub = Reader(r.issues, item, path, ("name", "weight"))
@@ -289,8 +290,9 @@ def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript | None]) -
         if name not in scripts:
             sub.error("name", f"no [track_script.{name}] table, got {show(name)}{_hint(name, scripts)}")
             continue
-        if scripts[name] is not None:
-            out.append(model.TrackedScript(scripts[name], weight))
+        script = scripts[name]
+        if script is not None:
+            out.append(model.TrackedScript(script, weight))
     return tuple(out)
 
 
@@ -312,10 +314,12 @@ def _resources(r: Reader, resources: Mapping[str, model.Resource | None]) -> tup
         path = f"{r.at('resources')}[{i}]"
         if name not in resources:
             r.issues.add(path, f"no [resource.{name}] table, got {show(name)}{_hint(name, resources)}")
-        elif resources[name] is None:
             continue
-        elif resources[name] in out:
+        res = resources[name]
+        if res is None:
+            continue
+        if res in out:
             r.issues.add(path, f"listed twice, got {show(name)}")
         else:
-            out.append(resources[name])
+            out.append(res)
     return tuple(out)

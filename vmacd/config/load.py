@@ -1,4 +1,4 @@
-"""TOML text -> Config (SPEC §4). Collects every error, then raises ConfigError with all of them.
+"""TOML text -> Config (docs/config.md). Collects every error, then raises ConfigError with all of them.
 
     load(path) -> Config                      reads the file; refuses an inline key in a
                                               world-readable file
@@ -299,7 +299,7 @@ def _check_mountpoint(value: str) -> str | None:
 
 
 def _sync_groups(top: Reader, raw_instances: list[dict[str, Any]]) -> list[model.SyncGroup]:
-    known = [i.get("name") for i in raw_instances if isinstance(i.get("name"), str)]
+    known = [name for i in raw_instances if isinstance(name := i.get("name"), str)]
     seen: dict[str, str] = {}
 
     def parse(r: Reader, name: str) -> model.SyncGroup | None:

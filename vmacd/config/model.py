@@ -1,4 +1,4 @@
-"""The configuration as a typed, immutable model (SPEC §4).
+"""The configuration as a typed, immutable model (docs/config.md).
 
 Everything is a frozen dataclass holding tuples, so two loads of the same text compare equal and a
 reload can be diffed with `==` (see diff.py). References are resolved at load time: an Instance

@@ -1,7 +1,7 @@
 """Tracking (objects -> effective priority / fault) and sync groups. Pure: no clock, no I/O.
 
-Tracking (SPEC §3, keepalived semantics)
-----------------------------------------
+Tracking (keepalived semantics; keys in docs/config.md)
+-------------------------------------------------------
 Each tracked object (interface, script, file, resource) has a name, an up/down status and a
 weight:
 
@@ -17,8 +17,8 @@ Files (keepalived `track_file`): the daemon reads an integer `value`; `file_trac
 into a status: with configured weight 0 a non-zero value is a fault; otherwise the shift is
 `value * weight`, and a shift of -254 or less is a fault.
 
-Sync groups (SPEC §3 "instances move together")
------------------------------------------------
+Sync groups (instances move together; docs/config.md)
+-----------------------------------------------------
 Definition, evaluated over the members' own conditions (never over what the group imposed, so a
 group can always recover):
 

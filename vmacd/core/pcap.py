@@ -75,7 +75,8 @@ def _read_pcap(stream: BinaryIO, order: str) -> Iterator[Record]:
 
 
 def _read_pcapng(stream: BinaryIO) -> Iterator[Record]:
-    order, links, number, first = "<", [], 0, True
+    order, number, first = "<", 0, True
+    links: list[int] = []
     while True:
         btype_raw = b"\x0a\x0d\x0d\x0a" if first else stream.read(4)
         if not btype_raw:

@@ -2,7 +2,7 @@
 
 The codec judges the packet (length, version, type, checksum, TTL, address count, auth); the
 state machine judges what it means (VRID, priority, interval). Every malformed input raises
-PacketError whose `reason` is exactly a `vmacd_packets_dropped_total{reason}` label.
+PacketError whose `reason` is exactly a `vmacd_packets_dropped_total{reason}` label (docs/operations.md).
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import functools
 import ipaddress
 import struct
 import sys
+from typing import TypedDict
 
 from vmacd.core import auth as _auth
 from vmacd.core.proto import (
@@ -38,6 +39,15 @@ __all__ = [
     "inet_sum", "pseudo_header",
 ]
 
+
+
+class AhInfo(TypedDict):
+    """What the IPsec AH header of a received IPv4 advertisement carried (keepalived style)."""
+
+    spi: int
+    seq: int
+    verified: bool
+
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 IPV4_HEADER_LEN, IPV6_HEADER_LEN = 20, 40
 TOS_NETWORK_CONTROL = 0xC0           # DSCP CS6, as keepalived and FRR send
@@ -50,7 +60,7 @@ TOS_NETWORK_CONTROL = 0xC0           # DSCP CS6, as keepalived and FRR send
 _LITTLE = sys.byteorder == "little"
 
 
-def inet_sum(data: bytes, start: int = 0) -> int:
+def inet_sum(data: bytes | bytearray, start: int = 0) -> int:
     """Folded one's-complement sum of the 16-bit words of `data` (odd length: zero padded).
 
     Adds native-order words and swaps the folded result (RFC 1071 §2(B): byte order does not
@@ -70,7 +80,7 @@ def _fold(total: int) -> int:
     return total
 
 
-def inet_checksum(data: bytes, start: int = 0) -> int:
+def inet_checksum(data: bytes | bytearray, start: int = 0) -> int:
     """RFC 1071 checksum: one's complement of the one's-complement sum. A packet verifies when
     the checksum of all its bytes (checksum field included) is 0."""
     return ~inet_sum(data, start) & 0xFFFF
@@ -229,7 +239,7 @@ def decode(payload: bytes, *, src: object, dst: object, ttl: int | None,
 
 
 def _decode(p: bytes, src: IPAddress, dst: IPAddress, ttl: int | None, spec: _auth.AuthSpec,
-            pseudo: bool, strict: bool, verify: bool, ah: dict | None,
+            pseudo: bool, strict: bool, verify: bool, ah: AhInfo | None,
             strict_ll: bool = False) -> Advertisement:
     if ttl is None:
         raise PacketError("ttl", "TTL / hop limit unknown (IPV6_HOPLIMIT cmsg missing)")
@@ -306,7 +316,8 @@ def _verify_checksum(msg: bytes, version: int, src: IPAddress, dst: IPAddress,
 
 
 def _judge_auth(p: bytes, std: int, version: int, src: IPAddress, dst: IPAddress,
-                spec: _auth.AuthSpec, verify: bool, ah: dict | None) -> tuple[str, tuple]:
+                spec: _auth.AuthSpec, verify: bool, ah: AhInfo | None
+                ) -> tuple[str, tuple[tuple[str, object], ...]]:
     """(auth_type, auth_info) of an otherwise valid packet; PacketError("auth") on mismatch."""
     if version == 2:
         byte = p[4]
@@ -334,7 +345,7 @@ def _judge_auth(p: bytes, std: int, version: int, src: IPAddress, dst: IPAddress
             return carried, (("counter", counter), ("key_id", spec.key_id), ("verified", True))
         key_id, counter = _auth.parse_trailer(trailer)
         return carried, (("counter", counter), ("key_id", key_id), ("verified", False))
-    if carried == "ah":
+    if ah is not None:                       # carried == "ah" (checked above)
         return carried, (("spi", ah["spi"]), ("seq", ah["seq"]), ("verified", ah["verified"]))
     return carried, ()
 
@@ -412,7 +423,7 @@ def decode_ip_packet(data: bytes, auth: _auth.AuthSpec | None = None, *, pseudo_
         raise PacketError("malformed", "IPv4 fragment (VRRP adverts are never fragmented)")
     src, dst = ipaddress.IPv4Address(data[12:16]), ipaddress.IPv4Address(data[16:20])
     payload = data[ihl:total]
-    ah = None
+    ah: AhInfo | None = None
     if proto == IPPROTO_AH:
         ah, payload = _strip_ah(data[:ihl], payload, src, dst, spec, verify_auth)
     elif proto != VRRP_PROTO:
@@ -435,7 +446,7 @@ def _decode_ipv6(data: bytes, spec: _auth.AuthSpec, pseudo: bool, strict: bool,
 
 
 def _strip_ah(ip_header: bytes, payload: bytes, src: IPAddress, dst: IPAddress,
-              spec: _auth.AuthSpec, verify: bool) -> tuple[dict, bytes]:
+              spec: _auth.AuthSpec, verify: bool) -> tuple[AhInfo, bytes]:
     """Parse (and with verify, check) keepalived-style AH; return (info, VRRP payload)."""
     if len(payload) < AH_LEN:
         raise PacketError("length", f"{len(payload)} bytes after the IPv4 header, AH needs 24")
@@ -448,8 +459,8 @@ def _strip_ah(ip_header: bytes, payload: bytes, src: IPAddress, dst: IPAddress,
         _auth.verify_ah(spec, ip_header, ah, vrrp, unicast=not dst.is_multicast)
         if ah[4:8] != src.packed:
             raise PacketError("auth", "AH SPI is not the sender's address (keepalived convention)")
-    info = {"spi": int.from_bytes(ah[4:8], "big"), "seq": int.from_bytes(ah[8:12], "big"),
-            "verified": bool(verify)}
+    info: AhInfo = {"spi": int.from_bytes(ah[4:8], "big"), "seq": int.from_bytes(ah[8:12], "big"),
+                    "verified": bool(verify)}
     return info, vrrp
 
 
