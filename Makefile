@@ -10,7 +10,12 @@ APT_PKGS := $(APT_LAB) keepalived frr tcpdump iputils-ping prometheus curl
 SIM_EXAMPLES ?= 2000
 PYTEST_ARGS ?=
 
-.PHONY: all deps apt apt-lab venv demo test test-unit test-netns bench lint deb clean
+# `make fuzz`: 1,060,000 inputs over every target (tests/fuzz); FUZZ_SCALE=0.1 for a tenth
+FUZZ_SCALE ?= 1
+FUZZ_JOBS ?= 2
+FUZZ_SEED ?= 1
+
+.PHONY: all deps apt apt-lab venv demo test test-unit test-netns bench fuzz lint deb clean
 
 all: test
 
@@ -51,7 +56,7 @@ test: deps
 	VMACD_SIM_EXAMPLES=$(SIM_EXAMPLES) $(PY) -m pytest -p no:cacheprovider --timeout=300 $(PYTEST_ARGS) tests
 
 test-unit: venv
-	$(PY) -m pytest -p no:cacheprovider tests/unit tests/sim $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:cacheprovider tests/unit tests/fuzz tests/sim $(PYTEST_ARGS)
 
 test-netns: deps
 	$(PY) -m pytest -p no:cacheprovider --timeout=300 tests/netns tests/interop $(PYTEST_ARGS)
@@ -66,6 +71,10 @@ bench: deps
 	$(VENV)/bin/vmac-lab bench jitter --impl vmacd,keepalived --advert 100ms --duration 20s \
 	  --load cpu,cpu-all,cpu-pinned,gc --runs 3 --json lab-out/bench-jitter.json || rc=1; \
 	exit $$rc
+
+# pure Python, no root: exits 1 on any finding, reproducers in lab-out/fuzz (docs/fuzzing.md)
+fuzz: venv
+	$(PY) tests/fuzz/run.py --scale $(FUZZ_SCALE) --jobs $(FUZZ_JOBS) --seed $(FUZZ_SEED) --out lab-out/fuzz
 
 lint: venv
 	$(PY) -m pip install -q ruff
