@@ -10,10 +10,13 @@ APT_PKGS := $(APT_LAB) keepalived frr tcpdump iputils-ping prometheus curl
 SIM_EXAMPLES ?= 2000
 PYTEST_ARGS ?=
 
-# `make fuzz`: 1,060,000 inputs over every target (tests/fuzz); FUZZ_SCALE=0.1 for a tenth
+# `make fuzz`: 1,060,000 inputs over every target (tests/fuzz; FUZZ_SCALE=0.1 for a tenth), then
+# FUZZ_COV_SECONDS of coverage-guided fuzzing (atheris) per raw-input target (0: none)
 FUZZ_SCALE ?= 1
 FUZZ_JOBS ?= 2
 FUZZ_SEED ?= 1
+FUZZ_COV_SECONDS ?= 30
+FUZZ_COV_TARGETS := wire-ip wire-payload control-line config import-heartbeat import-keepalived
 
 .PHONY: all deps apt apt-lab venv demo test test-unit test-netns bench fuzz lint deb clean
 
@@ -72,9 +75,20 @@ bench: deps
 	  --load cpu,cpu-all,cpu-pinned,gc --runs 3 --json lab-out/bench-jitter.json || rc=1; \
 	exit $$rc
 
-# pure Python, no root: exits 1 on any finding, reproducers in lab-out/fuzz (docs/fuzzing.md)
+# pure Python, no root: every phase runs; exits 1 on any finding, reproducers in lab-out/fuzz
+# (docs/fuzzing.md)
 fuzz: venv
-	$(PY) tests/fuzz/run.py --scale $(FUZZ_SCALE) --jobs $(FUZZ_JOBS) --seed $(FUZZ_SEED) --out lab-out/fuzz
+	rc=0; \
+	$(PY) tests/fuzz/run.py --scale $(FUZZ_SCALE) --jobs $(FUZZ_JOBS) --seed $(FUZZ_SEED) \
+	  --out lab-out/fuzz || rc=1; \
+	if [ "$(FUZZ_COV_SECONDS)" != 0 ]; then for t in $(FUZZ_COV_TARGETS); do \
+	  echo "== coverage-guided: $$t, $(FUZZ_COV_SECONDS) s"; \
+	  out=$$($(PY) tests/fuzz/covfuzz.py $$t --seconds $(FUZZ_COV_SECONDS) --out lab-out/fuzz 2>&1); \
+	  st=$$?; printf '%s\n' "$$out" \
+	    | grep -E '^(==|line |reproducer|  replay|#[0-9]+ +(INITED|DONE)|Done )'; \
+	  [ $$st = 0 ] || rc=1; \
+	done; fi; \
+	exit $$rc
 
 lint: venv
 	$(PY) -m pip install -q ruff

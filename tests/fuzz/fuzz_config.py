@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import ipaddress
 import json
+import math
 import os
 import random
 import re
@@ -362,7 +363,7 @@ def tval(v: object) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        return "nan" if v != v else ("inf" if v == float("inf") else repr(v))
+        return "nan" if math.isnan(v) else ("inf" if v == float("inf") else repr(v))
     if isinstance(v, str):
         return tstr(v)
     if isinstance(v, dict):

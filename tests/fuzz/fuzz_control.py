@@ -7,6 +7,7 @@ points, and is checked against a one-line model: `stream.split(b"\\n")`.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
@@ -135,7 +136,7 @@ class ControlLine:
 
 
 def _same(a: object, b: object) -> bool:
-    return a == b or (a != a and b != b) or json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    return a == b or json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def _reply_text(msg: object) -> None:
@@ -178,7 +179,7 @@ class Framing:
         limit, stream, cuts = case["limit"], bytes.fromhex(case["stream"]), case["cuts"]
         framer, got = LineFramer(limit), []
         bounds = [0, *cuts, len(stream)]
-        for a, b in zip(bounds, bounds[1:]):
+        for a, b in itertools.pairwise(bounds):
             got += framer.feed(stream[a:b])
             expect(framer.buffered <= limit + 1, "framer buffers more than max_line + 1",
                    f"{framer.buffered} bytes")

@@ -126,7 +126,9 @@ def fresh_packet(rng: random.Random) -> tuple[bytes, AuthSpec | None]:
         src = _v4(rng)
         addrs = [_v4(rng) for _ in range(count)]
         group = G4
-    addrs = list(dict.fromkeys(a for a in addrs if a != src)) or [_other(src)]
+    addrs = list(dict.fromkeys(a for a in addrs if a != src))
+    if not addrs or (six and not addrs[0].is_link_local):
+        addrs.insert(0, _other(src))           # src itself was drawn: another link-local first
     dst = group if rng.random() < 0.75 else (_v6(rng, True) if six else _v4(rng))
     interval = rng.randint(1, 4095) if version == 3 else 100 * rng.randint(1, 255)
     prio = rng.choice((0, 1, 100, 254, 255, rng.randint(0, 255)))
@@ -314,7 +316,8 @@ def m_ah(rng, p):
         p.ah = None
         return
     i = rng.choice((0, 1, 2, 4, 7, 8, 11, 12, 23))
-    p.ah[i] = _byte(rng, 112, 4, 0, 255)
+    if i < len(p.ah):          # an earlier mutation may have cut the AH short
+        p.ah[i] = _byte(rng, 112, 4, 0, 255)
     if rng.random() < 0.1:
         del p.ah[rng.randrange(24):]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -151,7 +152,7 @@ def run_target(name: str, seed: int, inputs: int, jobs: int = 1) -> Chunk:
     bounds = [inputs * i // jobs for i in range(jobs + 1)]
     t0 = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
-        futs = [pool.submit(_run_range_by_name, name, seed, a, b) for a, b in zip(bounds, bounds[1:])]
+        futs = [pool.submit(_run_range_by_name, name, seed, a, b) for a, b in itertools.pairwise(bounds)]
         chunks = [f.result() for f in futs]
     total = merge(chunks)
     total.seconds = time.perf_counter() - t0

@@ -17,8 +17,8 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import fuzzcore  # noqa: E402
-from fuzztargets import FULL, TARGETS  # noqa: E402
+import fuzzcore
+from fuzztargets import FULL, TARGETS
 
 DEFAULT_OUT = str(HERE.parents[1] / "lab-out" / "fuzz")
 

@@ -8,7 +8,10 @@ have reached the outcomes it exists for: a generator that drifted into producing
 from __future__ import annotations
 
 import json
+import pathlib
 import random
+import subprocess
+import sys
 
 import fuzzcore
 import pytest
@@ -37,6 +40,7 @@ MUST_SEE = {
     "import-heartbeat": {"translation valid"},
     "import-keepalived": {"translation valid"},
 }
+HERE = pathlib.Path(__file__).resolve().parent
 MIN_OUTCOMES = {"config": 120, "import-keepalived": 20}
 
 
@@ -65,7 +69,7 @@ class _Planted:
 
     def check(self, case: str) -> list[str]:
         if "b" in case:
-            {}["missing"]  # noqa: B018 - the planted crash
+            raise KeyError("missing")  # the planted crash
         if "c" in case:
             raise Finding("planted oracle failure", case)
         return ["fine"]
@@ -85,10 +89,10 @@ def test_engine_reports_crashes_and_oracle_failures_with_a_replayable_reproducer
     assert result.outcomes["fine"] + sum(result.counts.values()) == 200
     crash = result.findings[kinds[0]]
     path = fuzzcore.write_reproducer(str(tmp_path), 1, "planted", crash, result.counts[kinds[0]])
-    doc = json.loads(open(path).read())
+    doc = json.loads(pathlib.Path(path).read_text())
     assert "b" in doc["case"]["text"] and "KeyError" in doc["traceback"]
     monkeypatch.setitem(TARGETS, "planted", _Planted)
-    _, case, labels, again = fuzzcore.replay(path)
+    _, case, _, again = fuzzcore.replay(path)
     assert case == doc["case"]["text"] and again["kind"] == kinds[0]
 
 
@@ -98,3 +102,14 @@ def test_inputs_depend_only_on_seed_target_and_index():
     b = [t.dump(t.generate(fuzzcore.case_rng(1, "wire-ip", i))) for i in (7, 6, 5)][::-1]
     assert a == b and a[0] != a[1]
     assert t.dump(t.generate(fuzzcore.case_rng(2, "wire-ip", 5))) != a[0]
+
+
+@pytest.mark.parametrize("name", ["wire-payload", "config"])
+def test_coverage_guided_driver_runs_from_the_seed_corpus(name, tmp_path):
+    """covfuzz.py (atheris) seeds its corpus from the engine, maps bytes to inputs, runs the oracle."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "covfuzz.py"), name, "--out", str(tmp_path), "-runs=400", "-seed=1"],
+        capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "INITED cov:" in proc.stderr and "Done 400 runs" in proc.stderr, proc.stderr[-2000:]
+    assert len(list((tmp_path / f"corpus-{name}").iterdir())) >= 300
