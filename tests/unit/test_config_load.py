@@ -528,17 +528,17 @@ def test_nul_characters_are_refused(extra, path):
 
 def test_nul_in_a_path_of_an_instance_is_refused():
     errs = errors(toml('notify = "/usr/bin/x\\u0000"'))
-    assert errs == ['vmacd.toml: instance[lan].notify: must not contain a NUL character (\\u0000), '
-                    'got "/usr/bin/x\\u0000"']
+    assert errs == [('vmacd.toml: instance[lan].notify: must not contain a NUL character (\\u0000), '
+                     'got "/usr/bin/x\\u0000"')]
 
 
 def test_a_virtual_ip_with_a_zone_is_refused():
     errs = errors(toml('virtual_ips = ["fe80::5", "fe80::1%eth1"]'))
-    assert errs == ['vmacd.toml: instance[lan].virtual_ips[1]: must not have a %zone (the instance\'s '
-                    'interface is the zone), got "fe80::1%eth1"']
+    assert errs == [('vmacd.toml: instance[lan].virtual_ips[1]: must not have a %zone (the instance\'s '
+                     'interface is the zone), got "fe80::1%eth1"')]
 
 
 def test_more_digits_than_decimal_keeps_are_still_exact():
     errs = errors(toml('preempt_delay = "1.00000000000000000000000000001s"'))
-    assert errs == ['vmacd.toml: instance[lan].preempt_delay: must be a whole number of microseconds, '
-                    'got "1.00000000000000000000000000001s"']
+    assert errs == [('vmacd.toml: instance[lan].preempt_delay: must be a whole number of microseconds, '
+                     'got "1.00000000000000000000000000001s"')]

@@ -1,6 +1,8 @@
 """LineFramer: one item per line whatever the cuts, over-long lines reported early and skipped."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -97,7 +99,7 @@ def _model(stream: bytes, limit: int) -> list[bytes | Oversize]:
 def test_matches_split_on_newline_and_bounds_the_buffer(stream, limit, cuts):
     f, got = LineFramer(limit), []
     bounds = [0, *sorted(c for c in cuts if c <= len(stream)), len(stream)]
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         got += f.feed(stream[a:b])
         assert f.buffered <= limit + 1
     assert got + f.close() == _model(stream, limit)
