@@ -85,7 +85,7 @@ fuzz: venv
 	  echo "== coverage-guided: $$t, $(FUZZ_COV_SECONDS) s"; \
 	  out=$$($(PY) tests/fuzz/covfuzz.py $$t --seconds $(FUZZ_COV_SECONDS) --out lab-out/fuzz 2>&1); \
 	  st=$$?; printf '%s\n' "$$out" \
-	    | grep -E '^(==|line |reproducer|  replay|#[0-9]+ +(INITED|DONE)|Done )'; \
+	    | grep -E '^(==|line |reproducer|  replay|#[0-9]+[[:space:]]+(INITED|DONE)|Done )'; \
 	  [ $$st = 0 ] || rc=1; \
 	done; fi; \
 	exit $$rc
