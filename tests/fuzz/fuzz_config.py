@@ -13,7 +13,6 @@ interface and family, VIPs) and gives every instance `RouterParams` the state ma
 """
 from __future__ import annotations
 
-import atexit
 import ipaddress
 import json
 import math
@@ -435,7 +434,6 @@ TOML_WHERE = re.compile(r"^(line \d+, column \d+|end of document)$")
 def _keydir() -> str:
     """A directory with the key files the documents name (built once per process)."""
     d = tempfile.mkdtemp(prefix="vmacd-fuzz-keys-")
-    atexit.register(shutil.rmtree, d, True)
     for name, data, mode in (("key32", b"k" * 32 + b"\n", 0o600), ("key-world", b"k" * 32, 0o644),
                              ("key-empty", b"", 0o600)):
         path = os.path.join(d, name)
@@ -458,15 +456,20 @@ class ConfigTarget:
         return {"text": text, "read_files": rng.random() < 0.2}
 
     def check(self, case: dict) -> list[str]:
-        if self._dir is None:
+        if case["read_files"] and self._dir is None:
             self._dir = _keydir()
-        source = os.path.join(self._dir, "vmacd.toml")
+        source = os.path.join(self._dir, "vmacd.toml") if case["read_files"] else "/etc/vmacd/vmacd.toml"
         try:
             cfg = cfg_load.load_text(case["text"], source, read_files=case["read_files"])
         except ConfigError as exc:
             return check_error(exc, source)
         check_config(cfg, case, source)
         return ["config accepted"]
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     def dump(self, case: dict) -> dict:
         return case

@@ -53,6 +53,8 @@ class Target(Protocol):
 
     def load(self, data: dict) -> Any: ...
 
+    # optional: close(self) -> None, called when a run of the target ends
+
 
 def case_rng(seed: int, target: str, index: int) -> random.Random:
     return random.Random(f"{seed}/{target}/{index}")
@@ -122,6 +124,9 @@ def run_range(target: Target, seed: int, start: int, stop: int) -> Chunk:
                 chunk.findings[finding["kind"]] = finding
     chunk.inputs = stop - start
     chunk.seconds = time.perf_counter() - t_start
+    close = getattr(target, "close", None)      # a target may hold files (config: key files)
+    if close is not None:
+        close()
     return chunk
 
 
