@@ -26,7 +26,15 @@ LINT_GATES = $(VENV)/bin/ruff check vmacd netns-lab tests tools || rc=1; \
   $(VENV)/bin/vulture netns-lab/vmaclab tests/conftest.py tests/netns tests/interop \
     tools/vulture_whitelist.py || rc=1;
 
-.PHONY: all deps apt apt-lab venv demo test test-unit test-netns interop-doc bench lint deb clean
+# `make fuzz`: 1,060,000 inputs over every target (tests/fuzz; FUZZ_SCALE=0.1 for a tenth), then
+# FUZZ_COV_SECONDS of coverage-guided fuzzing (atheris) per raw-input target (0: none)
+FUZZ_SCALE ?= 1
+FUZZ_JOBS ?= 2
+FUZZ_SEED ?= 1
+FUZZ_COV_SECONDS ?= 30
+FUZZ_COV_TARGETS := wire-ip wire-payload control-line config import-heartbeat import-keepalived
+
+.PHONY: all deps apt apt-lab venv demo test test-unit test-netns interop-doc bench fuzz lint deb clean
 
 all: test
 
@@ -88,7 +96,7 @@ interop-doc: deps
 	  $(PY) tools/interop_doc.py --junit lab-out/interop-junit.xml
 
 test-unit: venv
-	$(PY) -m pytest -p no:cacheprovider tests/unit tests/sim $(PYTEST_ARGS)
+	$(PY) -m pytest -p no:cacheprovider tests/unit tests/fuzz tests/sim $(PYTEST_ARGS)
 
 test-netns: deps
 	$(PY) -m pytest -p no:cacheprovider --timeout=300 tests/netns tests/interop $(PYTEST_ARGS)
@@ -103,6 +111,21 @@ bench: deps
 	$(VENV)/bin/vmac-lab bench jitter --impl vmacd,keepalived --advert 100ms --duration 20s \
 	  --load cpu,cpu-all,cpu-pinned,gc --runs 3 --json lab-out/bench-jitter.json || rc=1; \
 	$(PY) tools/bench_metrics.py --runs 5 --json lab-out/bench-metrics.json || rc=1; \
+	exit $$rc
+
+# pure Python, no root: every phase runs; exits 1 on any finding, reproducers in lab-out/fuzz
+# (docs/fuzzing.md)
+fuzz: venv
+	rc=0; \
+	$(PY) tests/fuzz/run.py --scale $(FUZZ_SCALE) --jobs $(FUZZ_JOBS) --seed $(FUZZ_SEED) \
+	  --out lab-out/fuzz || rc=1; \
+	if [ "$(FUZZ_COV_SECONDS)" != 0 ]; then for t in $(FUZZ_COV_TARGETS); do \
+	  echo "== coverage-guided: $$t, $(FUZZ_COV_SECONDS) s"; \
+	  out=$$($(PY) tests/fuzz/covfuzz.py $$t --seconds $(FUZZ_COV_SECONDS) --out lab-out/fuzz 2>&1); \
+	  st=$$?; printf '%s\n' "$$out" \
+	    | grep -E '^(==|line |reproducer|  replay|#[0-9]+[[:space:]]+(INITED|DONE)|Done )'; \
+	  [ $$st = 0 ] || rc=1; \
+	done; fi; \
 	exit $$rc
 
 lint: venv

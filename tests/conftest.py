@@ -1,5 +1,6 @@
-"""Suite-wide pytest wiring: the directory of a test decides its marker (unit, sim, netns, interop);
-the rfc outcome recorder (tests/rfcmarks.py) is registered here."""
+"""Suite-wide pytest wiring: the directory of a test decides its marker (unit, sim, netns, interop;
+tests/fuzz, the short fuzz run, is pure and counts as unit); the rfc outcome recorder
+(tests/rfcmarks.py) is registered here."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import rfcmarks
 
-_DIR_MARKERS = {"unit", "sim", "netns", "interop"}
+_DIR_MARKERS = {"unit": "unit", "fuzz": "unit", "sim": "sim", "netns": "netns", "interop": "interop"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config, items):
     for item in items:
         parts = pathlib.Path(str(item.fspath)).parts
-        for name in _DIR_MARKERS.intersection(parts):
+        for name in {_DIR_MARKERS[d] for d in _DIR_MARKERS.keys() & set(parts)}:
             item.add_marker(getattr(pytest.mark, name))
         if ({"netns", "interop"} & set(parts)) and os.geteuid() != 0:
             item.add_marker(pytest.mark.skip(reason="needs root for network namespaces"))

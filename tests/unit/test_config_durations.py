@@ -35,3 +35,13 @@ def test_format_round_trips(us):
 def test_format_prefers_short_forms():
     assert [format_us(x) for x in (0, 100_000, 1_500_000, 120_000_000, 3_600_000_000, 2_000_000)] == \
         ["0s", "100ms", "1.5s", "2m", "1h", "2s"]
+
+
+@pytest.mark.parametrize("text", ["1.00000000000000000000000000001s", "0." + "0" * 40 + "1h"])
+def test_long_fractions_are_not_rounded(text):
+    with pytest.raises(DurationError, match="whole number of microseconds"):
+        parse_us(text)
+
+
+def test_long_numbers_stay_exact():
+    assert parse_us("1" * 60 + "ms") == int("1" * 60) * 1000

@@ -568,3 +568,62 @@ def test_notify_argv_keys_need_a_program_not_a_shell_line():
     ]
     inst = one(toml('notify_stop = ["/bin/sh", "-c", "logger x >/dev/null"]'))
     assert inst.notify_stop == ("/bin/sh", "-c", "logger x >/dev/null")
+
+
+# ---- found by the fuzzer (tests/fuzz): every issue names a key path, never a traceback ----------
+
+def test_invalid_toml_at_the_end_of_the_document_says_so():
+    errs = errors("[global]\nnode = \"r1\"\n[glob")
+    assert len(errs) == 1 and errs[0].startswith("vmacd.toml: end of document: invalid TOML:")
+
+
+@pytest.mark.parametrize("value", ["5", '"lan"', "true", "1.5"])
+def test_instance_that_is_not_a_table_is_an_error(value):
+    assert errors(f"instance = {value}\n") == ["vmacd.toml: instance: must be an array of tables [[instance]]"]
+
+
+@pytest.mark.parametrize("top,extra,path", [
+    ('"" = 1\n', "", '""'),
+    ('"a b" = 1\n', "", '"a b"'),
+    ('"x\\ny" = 1\n', "", '"x\\ny"'),
+    ("", '[track_script.a]\ncommand = ["/bin/true"]\n"a.b" = 1\n', 'track_script.a."a.b"'),
+    ("", '[track_script.""]\ncommand = ["/bin/true"]\n', 'track_script.""'),
+    ("", '"\u00e9" = 1\n', 'instance[lan]."\u00e9"'),
+])
+def test_keys_that_are_not_bare_are_quoted_in_the_path(top, extra, path):
+    errs = errors(top + toml(extra=extra))
+    assert [e for e in errs if e.startswith(f"vmacd.toml: {path}: ")], errs
+    assert all("\n" not in e for e in errs)
+
+
+def test_reference_to_an_odd_name_is_quoted():
+    errs = errors(toml('auth = "a\\nb"'))
+    assert errs == ['vmacd.toml: instance[lan].auth: no [auth."a\\nb"] table, got "a\\nb"']
+
+
+@pytest.mark.parametrize("extra,path", [
+    ('[auth.k]\ntype = "hmac-sha256"\nkey_file = "k\\u0000ey"\n', "auth.k.key_file"),
+    ('[track_script.a]\ncommand = ["/bin/true", "x\\u0000"]\n', "track_script.a.command"),
+    ('[resource.r]\nstart = ["/bin/true"]\nstop = ["/bin/t\\u0000rue"]\n', "resource.r.stop"),
+])
+def test_nul_characters_are_refused(extra, path):
+    errs = errors(toml(extra=extra), read_files=True)
+    assert [e for e in errs if e.startswith(f"vmacd.toml: {path}: must not contain a NUL")], errs
+
+
+def test_nul_in_a_path_of_an_instance_is_refused():
+    errs = errors(toml('notify = "/usr/bin/x\\u0000"'))
+    assert errs == [('vmacd.toml: instance[lan].notify: must not contain a NUL character (\\u0000), '
+                     'got "/usr/bin/x\\u0000"')]
+
+
+def test_a_virtual_ip_with_a_zone_is_refused():
+    errs = errors(toml('virtual_ips = ["fe80::5", "fe80::1%eth1"]'))
+    assert errs == [('vmacd.toml: instance[lan].virtual_ips[1]: must not have a %zone (the instance\'s '
+                     'interface is the zone), got "fe80::1%eth1"')]
+
+
+def test_more_digits_than_decimal_keeps_are_still_exact():
+    errs = errors(toml('preempt_delay = "1.00000000000000000000000000001s"'))
+    assert errs == [('vmacd.toml: instance[lan].preempt_delay: must be a whole number of microseconds, '
+                     'got "1.00000000000000000000000000001s"')]

@@ -1,6 +1,8 @@
 """The VRRP codec: golden vectors, round trips, every drop reason, both IPv4 v3 checksum forms."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import json
 import pathlib
@@ -604,3 +606,32 @@ def test_build_frame_multicast_and_unicast():
     assert build_frame("00:00:5e:00:01:33", uni, "02:00:00:00:00:09")[:6] == bytes.fromhex("020000000009")
     with pytest.raises(UsageError, match="MAC"):
         build_frame("00:00:5e:00:01", uni, "02:00:00:00:00:09")
+
+
+# --- found by the fuzzer (tests/fuzz) ----------------------------------------------------------
+
+HKEY = b"0123456789abcdef0123456789abcdef"
+
+
+def _hmac_with_reserved(reserved: bytes, sign_received_bytes: bool) -> bytes:
+    """A v3 hmac-sha256 advert whose trailer Reserved field is `reserved`, the tag computed over
+    the bytes sent (as docs/hmac-sha256.md writes it) or over the zeros vmacd sends."""
+    good = encode(ADV4, src=S4, dst=G4, auth=AuthSpec("hmac-sha256", HKEY), counter=5)
+    std, trailer = good[:-28], bytearray(good[-28:])
+    trailer[2:4] = reserved
+    if sign_received_bytes:
+        phdr = wire.pseudo_header(S4, G4, len(good))
+        trailer[12:] = hmac.new(HKEY, phdr + std + bytes(trailer[:12]), hashlib.sha256).digest()[:16]
+    return std + bytes(trailer)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("verify", [True, False])
+def test_hmac_trailer_reserved_bytes_must_be_zero(signed, verify):
+    """The tag does not cover Reserved as received: a changed Reserved must not pass unnoticed."""
+    packet = _hmac_with_reserved(b"\x00\x6c", signed)
+    with pytest.raises(PacketError) as err:
+        dec4(packet, auth=AuthSpec("hmac-sha256", HKEY), verify_auth=verify)
+    assert err.value.reason == "auth" and "reserved" in err.value.detail
+    ok = dec4(_hmac_with_reserved(b"\0\0", False), auth=AuthSpec("hmac-sha256", HKEY), verify_auth=verify)
+    assert dict(ok.auth_info)["counter"] == 5

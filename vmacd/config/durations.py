@@ -6,7 +6,7 @@ is not a whole number of centiseconds can be refused instead of rounded.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
 
 _UNIT_US = {"ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -24,15 +24,20 @@ def parse_us(text: object) -> int:
     if not s:
         raise DurationError('must not be empty; use e.g. "0s"')
     pos, total = 0, Decimal(0)
-    while pos < len(s):
-        m = _PART.match(s, pos)
-        if m is None:
-            raise DurationError('must be a number with a unit ms, s, m or h, e.g. "100ms" or "1.5s"')
-        try:
-            total += Decimal(m.group(1)) * _UNIT_US[m.group(2)]
-        except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
-            raise DurationError(str(exc)) from exc
-        pos = m.end()
+    with localcontext() as ctx:
+        # exact: enough digits for every digit of the text times 3.6e9 (the default context
+        # keeps 28 and would round "1.00000000000000000000000000001s" to 1 s)
+        ctx.prec = len(s) + 16
+        ctx.traps[Inexact] = True
+        while pos < len(s):
+            m = _PART.match(s, pos)
+            if m is None:
+                raise DurationError('must be a number with a unit ms, s, m or h, e.g. "100ms" or "1.5s"')
+            try:
+                total += Decimal(m.group(1)) * _UNIT_US[m.group(2)]
+            except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
+                raise DurationError(str(exc)) from exc
+            pos = m.end()
     if total != total.to_integral_value():
         raise DurationError("must be a whole number of microseconds")
     return int(total)

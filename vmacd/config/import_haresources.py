@@ -104,7 +104,7 @@ def _vip(spec: str, where: str, notes: list[str], agent: bool) -> Vip | None:
         return None
     prefix = None
     if len(parts) > 1 and parts[1]:
-        if not parts[1].isdigit() or int(parts[1]) > addr.max_prefixlen:
+        if not (parts[1].isascii() and parts[1].isdigit()) or int(parts[1]) > addr.max_prefixlen:
             notes.append(f"{where}: unreadable prefix length {parts[1]!r}; taken from the LAN")
         else:
             prefix = int(parts[1])

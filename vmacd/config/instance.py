@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vmacd.config import model
+from vmacd.config.emit import key as toml_key
 from vmacd.config.reader import Issues, Reader, did_you_mean, show
 
 INSTANCE_KEYS = (
@@ -182,6 +183,7 @@ def _virtual_ips(r: Reader, version: int | None, ll_first: bool = True) -> tuple
         r.error("virtual_ips", f"at most 255 addresses fit an advertisement, got {len(texts)}")
         return ()
     out: list[model.IPInterface] = []
+    seen: set[model.IPAddress] = set()
     for i, text in enumerate(texts):
         path = f"{r.at('virtual_ips')}[{i}]"
         try:
@@ -190,15 +192,19 @@ def _virtual_ips(r: Reader, version: int | None, ll_first: bool = True) -> tuple
             r.issues.add(path, f"must be an IP address with an optional /prefix, got {show(text)}")
             continue
         addr = vip.ip
-        if addr.is_multicast or addr.is_unspecified or addr.is_loopback:
+        if "%" in text:
+            # adverts carry bare addresses: fe80::1%eth0 would never equal a received fe80::1
+            r.issues.add(path, f"must not have a %zone (the instance's interface is the zone), got {show(text)}")
+        elif addr.is_multicast or addr.is_unspecified or addr.is_loopback:
             r.issues.add(path, f"must be a unicast address, got {show(text)}")
         elif out and vip.version != out[0].version:
             r.issues.add(path, f"all addresses of an instance must be IPv{out[0].version} like the "
                                f"first (RFC 9568 §5.2.9; use a second instance), got {show(text)}")
-        elif vip.ip in {v.ip for v in out}:
+        elif addr in seen:
             r.issues.add(path, f"duplicate address, got {show(text)}")
         else:
             out.append(vip)
+            seen.add(addr)
     if out and out[0].version == 6:
         if version == 2:
             r.error("version", "VRRPv2 is IPv4 only (RFC 3768); IPv6 needs version = 3, got 2")
@@ -252,13 +258,13 @@ def _auth_ref(r: Reader, auths: Mapping[str, model.Auth | None], version: int | 
     if name is None:
         return None
     if name not in auths:
-        r.error("auth", f"no [auth.{name}] table, got {show(name)}{_hint(name, auths)}")
+        r.error("auth", f"no [auth.{toml_key(name)}] table, got {show(name)}{_hint(name, auths)}")
         return None
     auth = auths[name]
     if auth is None:          # the table itself is bad and already reported
         return None
     if auth.type in ("pass", "ah") and version == 3:
-        r.error("auth", f"[auth.{name}] has type {auth.type}, which only VRRPv2 carries (RFC 9568 "
+        r.error("auth", f"[auth.{toml_key(name)}] has type {auth.type}, which only VRRPv2 carries (RFC 9568 "
                         "removed authentication); use type hmac-sha256 or version = 2")
     return auth
 
@@ -288,7 +294,7 @@ def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript | None]
         if name is None:
             continue
         if name not in scripts:
-            sub.error("name", f"no [track_script.{name}] table, got {show(name)}{_hint(name, scripts)}")
+            sub.error("name", f"no [track_script.{toml_key(name)}] table, got {show(name)}{_hint(name, scripts)}")
             continue
         script = scripts[name]
         if script is not None:
@@ -313,7 +319,8 @@ def _resources(r: Reader, resources: Mapping[str, model.Resource | None]) -> tup
     for i, name in enumerate(names or ()):
         path = f"{r.at('resources')}[{i}]"
         if name not in resources:
-            r.issues.add(path, f"no [resource.{name}] table, got {show(name)}{_hint(name, resources)}")
+            r.issues.add(path, f"no [resource.{toml_key(name)}] table, got {show(name)}"
+                               f"{_hint(name, resources)}")
             continue
         res = resources[name]
         if res is None:

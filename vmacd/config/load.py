@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from vmacd.config import model
+from vmacd.config.emit import key as toml_key
 from vmacd.config.instance import check_abs_path, check_name, parse_instance, program
 from vmacd.config.reader import (
     ConfigError,
@@ -46,7 +47,7 @@ _FSTYPE_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,31}$")
 # key lengths in bytes per auth type: v2 carries 8 octets of password / AH key (keepalived's
 # auth_pass limit); HMAC-SHA256 wants at least 128 bits and gains nothing past its 64-byte block.
 KEY_LENGTHS = {"pass": (1, 8), "ah": (1, 8), "hmac-sha256": (16, 64)}
-_TOML_POS = re.compile(r"^(.*) \(at line (\d+), column (\d+)\)$")
+_TOML_POS = re.compile(r"^(.*) \(at (line \d+, column \d+|end of document)\)$", re.DOTALL)
 _LISTEN_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
@@ -72,7 +73,7 @@ def load_text(text: str, source: str = "<config>", *, read_files: bool = True,
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = _TOML_POS.match(str(exc))
-        where, msg = (f"line {m.group(2)}, column {m.group(3)}", m.group(1)) if m else ("", str(exc))
+        where, msg = (m.group(2), m.group(1)) if m else ("", str(exc))
         raise ConfigError([ConfigIssue(source, where, f"invalid TOML: {msg}")]) from None
     base_dir = os.path.dirname(os.path.abspath(source)) if source and not source.startswith("<") else "/"
     top = Reader(issues, data, "", TOP_KEYS)
@@ -120,7 +121,7 @@ def _named(top: Reader, key: str, keys: tuple[str, ...],
     so references to it do not report a second, misleading "no such table"."""
     out: dict[str, Any] = {}
     for name, body in _table(top, key).items():
-        path = f"{key}.{name}"
+        path = f"{key}.{toml_key(name)}"
         if check_name(name):
             top.issues.add(path, f"name {check_name(name)}, got {show(name)}")
             continue
@@ -136,8 +137,7 @@ def _instance_tables(top: Reader) -> list[dict[str, Any]]:
     if isinstance(value, dict):
         top.error("instance", "must be an array of tables: write [[instance]], not [instance]")
         return []
-    bad = [i for i, v in enumerate(value) if not isinstance(v, dict)]
-    if not isinstance(value, list) or bad:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         top.error("instance", "must be an array of tables [[instance]]")
         return []
     if not value:

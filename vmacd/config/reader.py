@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmacd.config import durations
+from vmacd.config.emit import key as toml_key
 
 MISSING: Any = object()
+# paths, argv and names reach the kernel as C strings: a NUL would cut them short (or make
+# Python refuse the call at run time), so no config string may hold one
+NUL_RULE = "must not contain a NUL character (\\u0000)"
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class Reader:
                 self.error(key, f"unknown key{did_you_mean(key, known)}")
 
     def at(self, key: str) -> str:
+        """The key path of `key`, in TOML syntax: a key that is not bare is quoted."""
+        key = toml_key(key)
         return f"{self.path}.{key}" if self.path else key
 
     def error(self, key: str, message: str) -> None:
@@ -118,6 +124,9 @@ class Reader:
             return value
         if not isinstance(value, str):
             self.error(key, f"must be a string, got {show(value)}")
+            return None if default is MISSING else default
+        if "\0" in value:
+            self.error(key, f"{NUL_RULE}, got {show(value)}")
             return None if default is MISSING else default
         if choices and value not in choices:
             self.error(key, f"must be one of {' | '.join(choices)}, got {show(value)}"
@@ -182,6 +191,9 @@ class Reader:
             return None
         if non_empty and not value:
             self.error(key, "must not be empty")
+            return None
+        if any("\0" in v for v in value):
+            self.error(key, f"{NUL_RULE}, got {show(value)}")
             return None
         return tuple(value)
 

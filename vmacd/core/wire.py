@@ -339,6 +339,10 @@ def _judge_auth(p: bytes, std: int, version: int, src: IPAddress, dst: IPAddress
         return carried, (("verified", bool(verify)),)
     if carried == "hmac-sha256":
         trailer = p[std:]
+        if trailer[2:4] != b"\0\0":
+            # the tag is computed with these bytes as 0 (docs/hmac-sha256.md): anything else
+            # would be an unauthenticated change to the packet
+            raise PacketError("auth", "hmac-sha256 trailer: reserved bytes are not 0")
         if verify:
             phdr = pseudo_header(src, dst, len(p))
             counter = _auth.verify_trailer(spec, phdr, p[:std], trailer)
