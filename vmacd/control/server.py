@@ -4,8 +4,9 @@ Robustness rules, each covered by tests/unit/test_control_server.py:
 - the socket file is mode 0600; its directory is created 0700 when missing;
 - a stale socket file (nobody listening) is replaced; a live one (another vmacd) is refused;
   a path that exists and is not a socket is never deleted;
-- every line gets exactly one reply line, in order; garbage, non-UTF-8, non-object JSON and
-  over-long lines get `{"ok": false, "error": ...}` and the connection keeps going;
+- every line gets exactly one reply line, in order (framing.LineFramer); garbage, non-UTF-8,
+  non-object JSON and over-long lines get `{"ok": false, "error": ...}` and the connection
+  keeps going;
 - a partial last line at EOF is answered too (`printf '{"cmd":"status"}' | nc -U ...`);
 - no client blocks another or the daemon: sockets are non-blocking, replies are buffered, a
   client idle for IDLE_TIMEOUT is dropped, and when MAX_CLIENTS are connected the longest idle
@@ -24,6 +25,7 @@ import stat
 from collections import deque
 
 from vmacd.control.commands import Dispatcher, error
+from vmacd.control.framing import LineFramer, Oversize
 from vmacd.loop import Loop, Timer
 
 log = logging.getLogger("vmacd.control")
@@ -76,16 +78,14 @@ def _prepare_path(path: str) -> None:
 
 
 class _Client:
-    __slots__ = ("sock", "inbuf", "outbuf", "lines", "busy", "discarding", "eof", "timer",
-                 "last")
+    __slots__ = ("sock", "framer", "outbuf", "lines", "busy", "eof", "timer", "last")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, max_request: int) -> None:
         self.sock = sock
-        self.inbuf = bytearray()
+        self.framer = LineFramer(max_request)
         self.outbuf = bytearray()
-        self.lines: deque[bytes | None] = deque()    # None: an over-long line (its error)
+        self.lines: deque[bytes | Oversize] = deque()
         self.busy = False            # a request is being answered (replies stay in order)
-        self.discarding = False      # inside an over-long line whose error was sent
         self.eof = False
         self.timer: Timer | None = None
         self.last = 0.0
@@ -164,7 +164,7 @@ class ControlServer:
                     conn.close()
                     continue
             conn.setblocking(False)
-            client = _Client(conn)
+            client = _Client(conn, self.max_request)
             self._clients[conn.fileno()] = client
             self._touch(client)
             self.loop.add_reader(conn.fileno(), self._readable, client)
@@ -202,45 +202,18 @@ class ControlServer:
         if not chunk:
             client.eof = True
             self.loop.remove_reader(client.sock.fileno())
-            if client.inbuf and not client.discarding:
-                client.lines.append(bytes(client.inbuf))
-            client.inbuf.clear()
+            client.lines.extend(client.framer.close())
         else:
-            self._frame(client, chunk)
+            client.lines.extend(client.framer.feed(chunk))
         self._serve(client)
-
-    def _frame(self, client: _Client, chunk: bytes) -> None:
-        """Split the byte stream into lines; an over-long line gets one error and is skipped."""
-        buf = client.inbuf
-        buf += chunk
-        while True:
-            nl = buf.find(b"\n")
-            if nl < 0:
-                break
-            line = bytes(buf[:nl])
-            del buf[:nl + 1]
-            if client.discarding:
-                client.discarding = False
-                continue
-            client.lines.append(line)
-        if len(buf) > self.max_request and not client.discarding:
-            client.lines.append(None)
-            client.discarding = True
-        if client.discarding:
-            buf.clear()
 
     def _serve(self, client: _Client) -> None:
         """Answer the next queued line unless an answer is still pending (order is kept)."""
         while not client.busy and client.lines:
             line = client.lines.popleft()
             client.busy = True
-            if line is None:
-                self._reply(client, error(f"request too large (max {self.max_request} bytes)"))
-                continue
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if len(line) > self.max_request:
-                self._reply(client, error(f"request too large (max {self.max_request} bytes)"))
+            if isinstance(line, Oversize):
+                self._reply(client, error(f"request too large (max {line.limit} bytes)"))
                 continue
             self.dispatcher.handle_line(line, lambda reply, c=client: self._reply(c, reply))
         if client.eof and not client.busy and not client.lines and not client.outbuf:
