@@ -118,7 +118,8 @@ def test_keepalived_with_link_local_first(lab, routers, higher: str) -> None:
         "keepalived", 6, "multicast", "v3", "keepalived's usual list (global VIP only); vmacd's "
         "default list (`fe80::1`, then the global VIP)", "vmacd higher", 2,
         "the split brain and how it shows: keepalived logs `received an unexpected ip number count "
-        "2, expected 1` and is master too; vmacd counts `vmacd_dual_master_total`")),
+        "2, expected 1` and is master too; vmacd's status warns that a keepalived peer with that "
+        "list drops its adverts")),
 ])
 def test_keepalived_usual_list_with_vmacd_default_list(lab, routers, higher: str) -> None:
     """Different lists: keepalived refuses vmacd's adverts (count 2, expected 1), vmacd accepts
@@ -136,8 +137,12 @@ def test_keepalived_usual_list_with_vmacd_default_list(lab, routers, higher: str
     elect((vm, "master"), (ka, "master"))
     wait_until(lambda: log_lines(ka, r"\(VI_51\) received an unexpected ip number count 2, expected 1"),
                2.0, what="keepalived's refusal in its log")
-    wait_until(lambda: metric(metrics(lb, vm.node), "vmacd_dual_master_total") >= 1, 3.0,
-               what="vmacd to count keepalived as a second master")
+    # keepalived 2.2.7 restarts its advert timer on every advert it refuses, so beside vmacd's
+    # steady 100 ms it goes silent while master: vmacd shows the split brain from what it heard
+    # earlier, keepalived's address list, in its status
+    peers = vm.status()["instances"][0]["peers"]
+    warned = [p for p in peers if any("a keepalived peer drops our adverts" in w for w in p["warnings"])]
+    assert warned, peers
     assert metric(metrics(lb, vm.node), "vmacd_packets_dropped_total") == 0
     stays([(vm, "master"), (ka, "master")], 0.3)
 

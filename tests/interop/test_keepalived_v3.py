@@ -88,7 +88,7 @@ def test_v3_election_and_failover(lab, routers, higher: str, event: str) -> None
 @row("keepalived", 4, "multicast", "v3", "vmacd `v3_checksum_pseudoheader = false` (RFC 9568 "
      "§5.2.8 form); keepalived's default", "vmacd higher", 2,
      "the split brain and how it shows: keepalived logs `Invalid VRRPv3 checksum` and is master "
-     "too; vmacd counts `vmacd_dual_master_total`")
+     "too (and silent: it restarts its timer on each advert it refuses)")
 def test_rfc_checksum_is_refused_by_default_keepalived(lab, routers) -> None:
     """vmacd with v3_checksum_pseudoheader = false (the RFC 9568 §5.2.8 form) against keepalived
     2.2.7's default: keepalived refuses every advert ("Invalid VRRPv3 checksum") and becomes master
@@ -99,11 +99,10 @@ def test_rfc_checksum_is_refused_by_default_keepalived(lab, routers) -> None:
     elect((vm, "master"), (ka, "master"))          # split brain, which is the evidence
     wait_until(lambda: log_lines(ka, r"\(VI_51\) Invalid VRRPv3 checksum"), 3.0,
                what="keepalived's checksum refusal in its log")
-    # vmacd, master, keeps hearing keepalived's (valid, pseudo-header) adverts from a second master
-    # that does not yield: one conflict, counted once and logged
-    wait_until(lambda: metric(metrics(lb, "r1"), "vmacd_dual_master_total") >= 1, 3.0,
-               what="vmacd to count keepalived as a second master")
-    assert metric(metrics(lb, "r1"), "vmacd_checksum_variant_total", variant="pseudo-header") >= 3
+    # vmacd accepted keepalived's pseudo-header form while it was backup; as master it may hear no
+    # more of it: keepalived 2.2.7 restarts its advert timer on each advert it refuses, so beside
+    # vmacd's steady rhythm it goes silent. Hence the docs: never run the RFC form beside it.
+    assert metric(metrics(lb, "r1"), "vmacd_checksum_variant_total", variant="pseudo-header") >= 1
     stays([(vm, "master"), (ka, "master")], 0.3)
 
 

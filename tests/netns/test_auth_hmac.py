@@ -49,7 +49,7 @@ def _drops(lab, node: str) -> dict[str, float]:
     out = {}
     for m in re.finditer(r'^vmacd_packets_dropped_total\{([^}]*)\} (\S+)$', text, re.MULTILINE):
         labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
-        if labels.get("instance") == "lan":
+        if labels.get("vrrp_instance") == "lan":
             out[labels["reason"]] = float(m.group(2))
     return out
 

@@ -179,7 +179,7 @@ def test_malformed_requests_get_errors_and_metrics_are_served(fleet) -> None:
     assert r1.status()["ok"] is True
 
     text = metrics_text(lab, "r1")
-    lbl = 'instance="lan"'
+    lbl = 'vrrp_instance="lan"'
     for name in ("vmacd_instance_state", "vmacd_instance_priority",
                  "vmacd_instance_effective_priority", "vmacd_transitions_total",
                  "vmacd_last_transition_timestamp_seconds", "vmacd_adverts_sent_total",
@@ -189,22 +189,22 @@ def test_malformed_requests_get_errors_and_metrics_are_served(fleet) -> None:
     for name in ("vmacd_build_info", "vmacd_advert_interval_seconds", "vmacd_adverts_late_total",
                  "vmacd_master_seen_info", "vmacd_checksum_variant_total"):
         assert f"# TYPE {name}" in text or f"\n{name}" in text, f"{name} missing"
-    assert metric_value(text, "vmacd_instance_state", instance="lan", state="master") == 1
-    assert metric_value(text, "vmacd_instance_state", instance="lan", state="backup") == 0
-    assert metric_value(text, "vmacd_instance_priority", instance="lan", vrid="51",
+    assert metric_value(text, "vmacd_instance_state", vrrp_instance="lan", state="master") == 1
+    assert metric_value(text, "vmacd_instance_state", vrrp_instance="lan", state="backup") == 0
+    assert metric_value(text, "vmacd_instance_priority", vrrp_instance="lan", vrid="51",
                         interface="eth0") == 200
-    assert metric_value(text, "vmacd_adverts_sent_total", instance="lan") >= 1
+    assert metric_value(text, "vmacd_adverts_sent_total", vrrp_instance="lan") >= 1
     wait_until(lambda: metric_value(metrics_text(lab, "r1"), "vmacd_adverts_sent_total",
-                                    instance="lan") >= 10, 5.0, what="adverts_sent_total counts")
-    assert metric_value(text, "vmacd_garp_sent_total", instance="lan") >= 1
-    assert metric_value(text, "vmacd_transitions_total", instance="lan", to="master") == 1
+                                    vrrp_instance="lan") >= 10, 5.0, what="adverts_sent_total counts")
+    assert metric_value(text, "vmacd_garp_sent_total", vrrp_instance="lan") >= 1
+    assert metric_value(text, "vmacd_transitions_total", vrrp_instance="lan", to="master") == 1
     for reason in ("ttl", "checksum", "vrid", "addresses", "interval"):
         assert re.search(rf'^vmacd_packets_dropped_total\{{[^}}]*reason="{reason}"', text, re.MULTILINE), \
             f"dropped reason {reason} not exposed"
     def r2_counted() -> str | None:
         t = metrics_text(lab, "r2")
-        return t if metric_value(t, "vmacd_adverts_received_total", instance="lan") >= 5 else None
+        return t if metric_value(t, "vmacd_adverts_received_total", vrrp_instance="lan") >= 5 else None
     t2 = wait_until(r2_counted, 5.0, what="adverts_received_total counts on r2")
-    assert metric_value(t2, "vmacd_instance_state", instance="lan", state="backup") == 1
-    assert metric_value(t2, "vmacd_master_seen_info", instance="lan",
+    assert metric_value(t2, "vmacd_instance_state", vrrp_instance="lan", state="backup") == 1
+    assert metric_value(t2, "vmacd_master_seen_info", vrrp_instance="lan",
                         master=lab.addr("r1", "lan")) == 1
