@@ -16,8 +16,6 @@ notify fifo, state dir) and swaps the service's commands for lighttpd's.
 """
 from __future__ import annotations
 
-import ipaddress
-import json
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -121,38 +119,6 @@ def import_config(lab: Lab, node: str, hadir: Path) -> Imported:
     return Imported(tomllib.loads(cp.stdout), notes)
 
 
-def _networks(lab: Lab, node: str) -> dict[str, list[ipaddress.IPv4Network]]:
-    """IPv4 networks per interface of *node* (as the importer sees them in the namespace)."""
-    out = json.loads(lab.run(node, ["ip", "-4", "-j", "addr", "show"]).stdout or "[]")
-    return {link["ifname"]: [ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network
-                             for a in link.get("addr_info", [])] for link in out}
-
-
-def on_vip_interface(imp: Imported, nets: Mapping[str, list[ipaddress.IPv4Network]]) -> None:
-    """IMPORTER, PENDING: what ``vmacd import heartbeat`` is being taught to do itself; a no-op
-    once it does. VRRP must run where the cluster IP lives: the instance goes on the interface
-    whose subnet holds its first VIP (Heartbeat took the VIP's interface from the route), not
-    on the heartbeat medium (``bcast``/``ucast eth1``); ``ucast`` peers that are not on that
-    interface's subnets are heartbeat-link addresses, not VRRP peers, and are dropped."""
-    for inst in imp.doc.get("instance", []):
-        vip = ipaddress.ip_interface(inst["virtual_ips"][0]).ip
-        home = [ifname for ifname, ns in nets.items() if any(vip in n for n in ns)]
-        if home and inst["interface"] != home[0]:
-            imp.changes.append(f"instance {inst['name']}: interface {inst['interface']} -> "
-                               f"{home[0]} (the VIP's subnet) [importer, pending]")
-            inst["interface"] = home[0]
-        peers = inst.get("unicast_peers", [])
-        local = [p for p in peers if any(ipaddress.ip_address(p) in n
-                                         for n in nets.get(inst["interface"], []))]
-        if peers and local != peers:
-            imp.changes.append(f"instance {inst['name']}: unicast_peers {peers} dropped: heartbeat "
-                               f"link, not the VIP's LAN (multicast there) [importer, pending]")
-            if local:
-                inst["unicast_peers"] = local
-            else:
-                del inst["unicast_peers"]
-
-
 def lab_plumbing(imp: Imported, workdir: Path) -> None:
     """Per-node paths the lab needs because every node shares the host's file system."""
     g = imp.doc.setdefault("global", {})
@@ -188,7 +154,6 @@ def dumps(imp: Imported, header: str) -> str:
 
 
 def finish_config(lab: Lab, node: str, imp: Imported) -> None:
-    """The importer's pending part and the lab's plumbing (see the functions)."""
-    on_vip_interface(imp, _networks(lab, node))
+    """The lab's plumbing (see lab_plumbing)."""
     lab_plumbing(imp, lab.workdir(node))
 

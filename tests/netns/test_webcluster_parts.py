@@ -121,7 +121,7 @@ def test_import_inside_each_node_gives_the_vip_interface_and_lighttpd(tmp_path):
     assert "ucast eth1 198.51.100.11" in hacf and "keepalive 200ms" in hacf
     for node, doc in docs.items():
         (inst,) = doc["instance"]
-        assert (inst["interface"], inst["vrid"], inst["virtual_ips"]) == ("eth0", 1, ["192.0.2.254/32"])
+        assert (inst["interface"], inst["vrid"], inst["virtual_ips"]) == ("eth0", 1, ["192.0.2.254/24"])
         assert inst["priority"] == (150 if node == "a" else 100)
         assert (inst["advert_interval"], inst["preempt"], inst["auth"]) == ("200ms", True, "heartbeat")
         assert inst["startup_delay"] == "1s" and "unicast_peers" not in inst
