@@ -231,7 +231,12 @@ def _write_on(c: Cluster, node: str, dev: str, name: str, text: str) -> None:
 
 
 def _fetch(c: Cluster, path: str) -> tuple[str | None, bytes]:
-    status, node, body = httpprobe.fetch(c.lab.ns(c.client), c.vips["ha1"], path)
+    """(the node that served `path`, the body), or (None, b"") while nobody serves it (shared
+    storage moves break-before-make: the old master stops its server before it hands over)."""
+    try:
+        status, node, body = httpprobe.fetch(c.lab.ns(c.client), c.vips["ha1"], path)
+    except OSError:
+        return None, b""
     return (node if status == 200 else None), body
 
 
