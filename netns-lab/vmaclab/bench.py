@@ -26,8 +26,11 @@ def plan(impls: list[str], events: list[str], adverts: list[int], runs: int) -> 
 
 def one(impl: str, event: str, advert_ms: int, run: int, topo: str, out: Path | None) -> dict:
     """One run as a bench row; outage_ms None (and ``error``) when it produced no figure."""
+    # the baseline holds at least one advertisement of the master (late vs RFC needs the last
+    # one before the fault), the tail one interval of the new master
     sc = scenario.Scenario(topology=topo, impl=impl, event=event, advert_ms=advert_ms, run=run,
-                           after_ms=max(500, advert_ms), timeout_s=max(10.0, advert_ms * 6 / 1000))
+                           before_ms=max(300, advert_ms * 3 // 2), after_ms=max(500, advert_ms),
+                           timeout_s=max(10.0, advert_ms * 6 / 1000))
     try:
         rec = scenario.run(sc, out)
         row = {k: rec.get(k) for k in KEYS}
