@@ -41,12 +41,15 @@ def one(text: str) -> model.Instance:
 
 def test_appliance_example_loads_with_every_section():
     cfg = load(str(APPLIANCE), read_files=False)
-    lan = cfg.instance("lan")
-    assert lan.advert_interval_cs == 10 and lan.advert_interval == 0.1
-    assert lan.auth is not None and lan.auth.type == "hmac-sha256" and lan.auth.key is None
-    assert lan.track_scripts[0].script.command[0] == "/usr/bin/curl"
-    assert lan.resources[0].name == "httpd" and lan.sync_group.instances == ("lan", "wan")
-    assert cfg.global_.metrics_listen == "127.0.0.1:9650"
+    web = cfg.instance("web")
+    assert web.advert_interval_cs == 20 and web.advert_interval == 0.2
+    assert web.accept is True                        # the web server behind the VIP is reachable
+    assert web.auth is not None and web.auth.type == "hmac-sha256" and web.auth.key is None
+    assert web.track_scripts[0].script.command[0] == "/usr/bin/ping"
+    httpd = web.resources[0]
+    assert httpd.name == "apache2" and httpd.monitor and httpd.monitor_fall == 2
+    assert web.sync_group.instances == ("web", "backend")
+    assert cfg.global_.metrics_listen == "127.0.0.1:9650" and cfg.global_.notify is None
 
 
 def test_defaults_of_an_instance():
