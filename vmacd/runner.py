@@ -477,6 +477,8 @@ class Runner:
                 self.d.accept_filter.add(cfg.name, self.vip_strings())
         if old.resources != cfg.resources:
             self.resources.update(cfg.resources)
+            if self.router.serves:
+                self.resources.start()        # added ones start on a master now
             self.metrics.resources([r.name for r in cfg.resources])
         self.metrics.trackers_configured(_tracker_names(cfg))
         if old.garp_refresh != cfg.garp_refresh and self.router.holds_vips:

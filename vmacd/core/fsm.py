@@ -175,6 +175,12 @@ class VirtualRouter:
         return self._leaving is not None
 
     @property
+    def serves(self) -> bool:
+        """A master whose resources should run: not leaving, not waiting for a preempted master
+        to let go of exclusive ones."""
+        return self.state is State.MASTER and self._leaving is None and self._start_at is None
+
+    @property
     def holds_vips(self) -> bool:
         """The daemon should have the vMAC up and the VIPs added exactly while this is True."""
         return self.state is State.MASTER
