@@ -67,6 +67,7 @@ ANNOUNCE_SPACING = 0.05          # seconds between repeated GARP/NA rounds
 NOTIFY_TIMEOUT = 10.0            # seconds a notify script may run
 ERROR_LOG_EVERY = 10.0           # seconds between two log lines of one failing kind of action
 RECLAIM_PER_S = 200.0            # re-assertions of the vMAC a second, at most (a flood of replays)
+COUNTED_AUTH = ("hmac-sha256", "ah")   # every advert carries a fresh counter: never cached
 AH_EPOCH = 1704067200            # 2024-01-01T00:00:00Z, origin of the AH sequence numbers
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
                "error": logging.ERROR}
@@ -134,6 +135,7 @@ class Runner:
         self._timer: Timer | None = None
         self._refresh: Timer | None = None
         self._frames: dict[int, bytes] = {}                # priority -> advert frame (no counter)
+        self._next_frame: tuple[int, bytes] | None = None  # (priority, frame) with the next counter
         self._counter = time.time_ns() // 1000             # hmac-sha256: monotonic across restarts
         # AH sequence: keepalived keeps the highest number it saw and drops anything not above
         # it, so a restart must not begin at 1 again: tenths of a second since 2024 stay ahead of
@@ -390,20 +392,20 @@ class Runner:
         """A frame claiming to be ours that we did not send (a replay, a loop, a spoof) also
         moved the switch's FDB entry for our vMAC to wherever it came from: a master re-asserts
         the vMAC at once (rate-limited); a backup reports it and does not fight."""
-        now = self.loop.time()
-        fight = self.router.state is State.MASTER and not self.router.leaving
-        self.metrics.own_frame("reasserted" if fight else "reported")
-        if not fight:
+        router = self.router
+        if router.state is not State.MASTER or router.leaving:
+            self.metrics.own_frame("reported")
             self._rate_log("own-frame", "received a frame with our own source address while "
-                           f"{self.router.state.value}: another box replays or spoofs it")
+                           f"{router.state.value}: another box replays or spoofs it")
             return
+        now = self.loop.time()
         self._reclaim_tokens = min(RECLAIM_PER_S / 10, self._reclaim_tokens
                                    + (now - self._reclaim_at) * RECLAIM_PER_S)
         self._reclaim_at = now
-        if self._reclaim_tokens < 1:
-            return
-        self._reclaim_tokens -= 1
-        self.send_advert(self.router.effective_priority)
+        if self._reclaim_tokens >= 1:         # every microsecond here, clients' frames go astray
+            self._reclaim_tokens -= 1
+            self.send_advert(router.effective_priority)
+        self.metrics.own_frame("reasserted")
         self._rate_log("own-frame", "a replayed or looped copy of our advertisement arrived: "
                        "re-asserted the vMAC")
 
@@ -448,6 +450,7 @@ class Runner:
         self.primary = addr
         self._primary_packed = addr.packed
         self._frames.clear()                 # cached adverts carry the old source address
+        self._next_frame = None
         self._last_key = None
         self.handle(PrimaryChanged(addr))
 
@@ -469,6 +472,7 @@ class Runner:
         old, self.cfg = self.cfg, cfg
         self.auth = auth_spec(cfg.auth)
         self._frames.clear()
+        self._next_frame = None
         self._last_key = None
         if old.accept != cfg.accept or (not cfg.accept and old.virtual_ips != cfg.virtual_ips):
             if not old.accept and not old.owner:
@@ -587,8 +591,19 @@ class Runner:
         if self.cfg.unicast_peers:
             self._send_unicast(priority)
             return
-        frame = self._frames.get(priority) or self._build_frame(priority)
+        frame = self._frames.get(priority)
+        counted = frame is None and self.auth.type in COUNTED_AUTH
+        if frame is None:
+            ready = self._next_frame
+            frame = ready[1] if ready is not None and ready[0] == priority \
+                else self._build_frame(priority)
+            self._next_frame = None
         err = self.sender.send(frame)
+        if counted:
+            # the next one with this priority (and the next counter) is built now, after the send,
+            # so a re-assert or a takeover does not wait for the HMAC; a frame built for another
+            # priority takes a later counter and this one is dropped unsent (counters only grow)
+            self._next_frame = (priority, self._build_frame(priority))
         if err:
             self._rate_log("send", f"advertisement not sent: {err}")
             return
