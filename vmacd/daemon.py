@@ -27,7 +27,7 @@ from vmacd.core.events import LinkChanged, Maintenance
 from vmacd.core.proto import IPPROTO_AH, VRRP_PROTO
 from vmacd.interfaces import Interfaces
 from vmacd.linux.guardian import Guardian, GuardianError
-from vmacd.linux.links import Links, LinkError, VmacSpec
+from vmacd.linux.links import LinkError, Links, VmacSpec
 from vmacd.linux.nft import AcceptModeFilter, NftError, OwnerFilter
 from vmacd.linux.procs import Processes
 from vmacd.linux.sdnotify import Notifier
@@ -105,7 +105,7 @@ class Daemon:
         loop.on_late = self._late
         try:
             self._start()
-        except Exception as exc:      # noqa: BLE001 - any start-up failure: log, clean, exit 1
+        except Exception as exc:      # any start-up failure: log, clean, exit 1
             log.error("startup failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             self._teardown()
             return 1
@@ -388,7 +388,7 @@ class Daemon:
         path = os.path.join(state_dir, MAINTENANCE_FILE)
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"instances": {n: True for n in sorted(names)}}, fh)
+            json.dump({"instances": dict.fromkeys(sorted(names), True)}, fh)
         os.replace(tmp, path)
 
 

@@ -38,7 +38,7 @@ MAX_WAIT = 3600.0        # seconds: the longest single wait (no timer armed)
 class Timer:
     """One scheduled call; `cancel()` is idempotent. `when` is loop time (monotonic seconds)."""
 
-    __slots__ = ("when", "fn", "args", "cancelled")
+    __slots__ = ("args", "cancelled", "fn", "when")
 
     def __init__(self, when: float, fn: Callable[..., Any], args: tuple) -> None:
         self.when = when
@@ -216,7 +216,7 @@ class Loop:
     def _call(fn: Callable[..., Any], args: tuple) -> None:
         try:
             fn(*args)
-        except Exception:      # noqa: BLE001 - one failing callback must not stop the daemon
+        except Exception:      # one failing callback must not stop the daemon
             log.exception("callback %s failed", getattr(fn, "__qualname__", fn))
 
     def close(self) -> None:
@@ -242,7 +242,7 @@ def _wake_only(_signum: int, _frame: object) -> None:
 class Deferred:
     """A result that arrives later (a reload waiting for handovers): `then(fn)` / `resolve(v)`."""
 
-    __slots__ = ("done", "value", "_callbacks")
+    __slots__ = ("_callbacks", "done", "value")
 
     def __init__(self) -> None:
         self.done = False

@@ -40,7 +40,7 @@ class Receiving(Protocol):
 class _Port:
     """One socket and its routing table."""
 
-    __slots__ = ("sock", "routes", "read")
+    __slots__ = ("read", "routes", "sock")
 
     def __init__(self, sock: VrrpSocket) -> None:
         self.sock = sock

@@ -51,8 +51,8 @@ from vmacd.core.events import (
     Stopped,
 )
 from vmacd.core.fsm import State, VirtualRouter
-from vmacd.core.peers import PeerTable
 from vmacd.core.params import RouterParams
+from vmacd.core.peers import PeerTable
 from vmacd.core.proto import VRRP_GROUP_V4, VRRP_GROUP_V6, IPAddress
 from vmacd.linux.link import PacketSender
 from vmacd.linux.links import Links, Vmac

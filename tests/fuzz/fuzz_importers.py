@@ -20,9 +20,9 @@ from fuzz_config import check_error, normal_path
 from fuzzcore import Finding, expect
 
 from vmacd.config import emit
-from vmacd.config.importing import Unusable
 from vmacd.config.import_heartbeat import Imported, import_heartbeat
 from vmacd.config.import_keepalived import import_keepalived
+from vmacd.config.importing import Unusable
 from vmacd.config.load import load_text
 from vmacd.config.reader import ConfigError
 

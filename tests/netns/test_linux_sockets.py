@@ -7,6 +7,7 @@ import ipaddress
 import select
 import socket
 import time
+from typing import NamedTuple
 
 import nsutil
 import pytest
@@ -14,8 +15,6 @@ from scapy.layers.inet import IP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.vrrp import VRRPv3
-
-from typing import NamedTuple
 
 from vmacd.linux import links as netlink
 from vmacd.linux.link import PacketSender

@@ -78,7 +78,7 @@ def _prepare_path(path: str) -> None:
 
 
 class _Client:
-    __slots__ = ("sock", "framer", "outbuf", "lines", "busy", "eof", "timer", "last")
+    __slots__ = ("busy", "eof", "framer", "last", "lines", "outbuf", "sock", "timer")
 
     def __init__(self, sock: socket.socket, max_request: int) -> None:
         self.sock = sock

@@ -14,11 +14,11 @@ from typing import TypedDict
 
 from vmacd.core import auth as _auth
 from vmacd.core.proto import (
+    AH_LEN,
     CHECKSUM_NO_PSEUDO,
     CHECKSUM_PSEUDO,
     CHECKSUM_V2,
     DROP_REASONS,
-    AH_LEN,
     HEADER_LEN,
     IPPROTO_AH,
     TTL,

@@ -57,8 +57,8 @@ OnDone = Callable[[Result], None]
 
 
 class _Job:
-    __slots__ = ("argv", "timeout", "on_done", "key", "proc", "pidfd", "err_fd", "stderr",
-                 "started", "timer", "timed_out")
+    __slots__ = ("argv", "err_fd", "key", "on_done", "pidfd", "proc", "started", "stderr",
+                 "timed_out", "timeout", "timer")
 
     def __init__(self, argv: Sequence[str], timeout: float, on_done: OnDone | None,
                  key: str | None) -> None:
