@@ -117,7 +117,8 @@ def fresh_packet(rng: random.Random) -> tuple[bytes, AuthSpec | None]:
     kinds = ["none", "hmac-sha256"] + (["pass", "ah"] if version == 2 else [])
     kind = rng.choice(kinds)
     spec = rng.choice(SEND_SPECS[kind])
-    count = rng.choice((1, 1, 1, 2, 3, 4, rng.randint(1, 20), rng.randint(1, 255) if rng.random() < 0.02 else 1))
+    count = rng.choice((1, 1, 1, 2, 3, 4, rng.randint(1, 20),
+                        rng.randint(1, 255) if rng.random() < 0.02 else 1))
     if six:
         src = _v6(rng, True)
         addrs = [_v6(rng, True)] + [_v6(rng, rng.random() < 0.2) for _ in range(count - 1)]

@@ -254,7 +254,8 @@ def test_ipv6_link_local_keys_defaults_and_rules():
                     "has no link-local address; RFC 9568 §5.2.9)"
                     for k in ("ipv6_link_local_first", "ipv6_link_local_first_strict")]
     [err] = errors(toml('virtual_ips = ["fe80::1"]\nipv6_link_local_first_strict = "yes"'))
-    assert err.startswith("vmacd.toml: instance[lan].ipv6_link_local_first_strict: must be") and '"yes"' in err
+    assert err.startswith("vmacd.toml: instance[lan].ipv6_link_local_first_strict: must be")
+    assert '"yes"' in err
 
 
 def test_global_first_error_names_the_switch():
@@ -579,7 +580,8 @@ def test_invalid_toml_at_the_end_of_the_document_says_so():
 
 @pytest.mark.parametrize("value", ["5", '"lan"', "true", "1.5"])
 def test_instance_that_is_not_a_table_is_an_error(value):
-    assert errors(f"instance = {value}\n") == ["vmacd.toml: instance: must be an array of tables [[instance]]"]
+    assert errors(f"instance = {value}\n") == [
+        "vmacd.toml: instance: must be an array of tables [[instance]]"]
 
 
 @pytest.mark.parametrize("top,extra,path", [

@@ -165,7 +165,8 @@ def test_round_trips(sockdir):
         assert r["ok"] and r["added"] == ["dmz"] and daemon.reloads == 1
         daemon.refuse = "vmacd.toml: instance[lan].vrid: must be 1..255, got 300"
         r = ask(path, b'{"cmd":"reload"}\n')[0]
-        assert r == {"ok": False, "error": "reload refused: vmacd.toml: instance[lan].vrid: must be 1..255, got 300"}
+        assert r == {"ok": False,
+                     "error": "reload refused: vmacd.toml: instance[lan].vrid: must be 1..255, got 300"}
 
 
 def test_malformed_requests_get_errors_in_order_and_server_keeps_serving(sockdir):

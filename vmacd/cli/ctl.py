@@ -87,7 +87,8 @@ def table(rows: list[list[str]], out: TextIO) -> None:
     if not rows:
         return
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out.writelines("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in rows)
+    out.writelines("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
+                   for row in rows)
 
 
 def print_status(reply: dict, out: TextIO, now: float | None = None) -> None:
@@ -178,7 +179,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vmacctl", description="control a running vmacd")
-    p.add_argument("-s", "--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})")
+    p.add_argument("-s", "--socket", default=DEFAULT_SOCKET,
+                   help=f"control socket (default {DEFAULT_SOCKET})")
     p.add_argument("-t", "--timeout", type=float, default=30.0, help="seconds to wait for the answer")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     s = sub.add_parser("status", help="state, priorities, master seen, timers per instance")

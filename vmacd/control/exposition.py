@@ -91,7 +91,7 @@ class HistogramShape:
         name = self.name
         out = []
         cum = 0
-        for le, n in zip(self._le, counts):
+        for le, n in zip(self._le, counts, strict=True):
             cum += n
             out.append(f'{name}_bucket{{{lbl}{sep}le="{le}"}} {cum}\n')
         out.append(sample(f"{name}_sum", lbl, total))

@@ -116,7 +116,7 @@ class InstanceMetrics:
 
     def __init__(self, name: str, vrid: int, interface: str) -> None:
         self.labels = (name, str(vrid), interface)
-        self.lbl = labels(list(zip(LABELS, self.labels)))
+        self.lbl = labels(list(zip(LABELS, self.labels, strict=True)))
         self.removed = False
         self.current = "init"
         self.configured = self.effective = 0

@@ -5,8 +5,9 @@
   RFC 9568 8.1.2-2) and ``arp_announce=2`` (ARP requests use a source address of the outgoing
   interface, never a VIP through the parent's MAC).
 - vMAC (both families: an IPv6 vMAC must not answer ARP for IPv4 VIPs either), IPv4:
-  ``arp_ignore=1``, ``arp_announce=2`` and ``rp_filter=2`` (loose). Traffic to a VIP comes in on the vMAC while the route back
-  goes through the parent; strict mode would drop it. The kernel uses max(all, dev).
+  ``arp_ignore=1``, ``arp_announce=2`` and ``rp_filter=2`` (loose). Traffic to a VIP comes in on
+  the vMAC while the route back goes through the parent; strict mode would drop it. The kernel uses
+  max(all, dev).
 - vMAC of an IPv4 instance: ``disable_ipv6=1`` (no link-local, no MLD, no DAD from the vMAC).
 - vMAC of an IPv6 instance: ``accept_ra=0``, ``router_solicitations=0``, ``accept_dad=0``,
   ``dad_transmits=0`` (no RS or DAD from the vMAC; VIPs are added with nodad anyway).
