@@ -68,8 +68,6 @@ class Loop:
         self._running = False
         self.on_late: Callable[[float], None] | None = None
         self.time = time.monotonic
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.add_reader(self._wake_r, self._woken)
 
     # ------------------------------------------------------------------ scheduling
     def call_at(self, when: float, fn: Callable[..., Any], *args: Any) -> Timer:
@@ -83,20 +81,6 @@ class Loop:
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run `fn(*args)` at the end of the current (or next) iteration."""
         self._soon.append((fn, args))
-
-    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
-        """call_soon() from another thread: wakes the loop up."""
-        self._soon.append((fn, args))
-        try:
-            os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass                                # a wake-up is pending already
-
-    def _woken(self) -> None:
-        try:
-            os.read(self._wake_r, 4096)
-        except BlockingIOError:
-            pass
 
     # ------------------------------------------------------------------ file descriptors
     def add_reader(self, fd: int, fn: Callable[..., Any], *args: Any) -> None:
@@ -229,9 +213,6 @@ class Loop:
             os.close(self._sig_r)
             os.close(self._sig_w)                 # type: ignore[arg-type]
             self._sig_r = self._sig_w = None
-        self.remove_reader(self._wake_r)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
         self._ep.close()
 
 

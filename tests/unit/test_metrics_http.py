@@ -334,7 +334,6 @@ def test_a_reader_that_stops_reading_is_dropped_after_the_timeout(loop):
         t0 = time.monotonic()
         pump(loop, lambda: not srv._conns, timeout=3)
         assert 0.25 < time.monotonic() - t0 < 1.5
-        assert srv.served == 0
     finally:
         stuck.close()
         srv.close()

@@ -101,7 +101,7 @@ def make(loop: Loop, vips: str, primary: str, extra: str = "", own=()) -> tuple[
     cfg = load_text(CONF.format(vips=vips, extra=extra), read_files=False).instances[0]
     rec = Recorder()
     fam = 6 if ":" in primary else 4
-    vmac = Vmac("lan", "vm2.51.4", 3, "eth0", 2, 51, fam, f"00:00:5e:00:0{fam // 2 - 1}:33"
+    vmac = Vmac("lan", "vm2.51.4", 3, "eth0", 51, fam, f"00:00:5e:00:0{fam // 2 - 1}:33"
                 if fam == 4 else "00:00:5e:00:02:33", "bridge")
     with mock.patch("vmacd.runner.PacketSender", return_value=rec):
         runner = Runner(cfg, Deps(loop, rec), parent_index=2, parent_mac="02:00:00:00:00:0b",

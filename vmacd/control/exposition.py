@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-TYPES = ("counter", "gauge", "histogram", "untyped")
 
 
 class Family(NamedTuple):

@@ -140,7 +140,6 @@ class MetricsServer:
         self._conns: dict[int, _Conn] = {}
         self._render: Page | None = None
         self._waiting: list[_Conn] = []
-        self.served = 0                          # responses completed (for tests and logs)
         self._resume: Any = None                 # the timer that resumes accepting
         self._sock = self._bind(listen)
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
@@ -331,7 +330,6 @@ class MetricsServer:
             conn.deadline = self.loop.time() + self.timeout
         if out:
             return
-        self.served += 1
         self.loop.remove_writer(conn.fd)
         try:
             conn.sock.shutdown(socket.SHUT_WR)

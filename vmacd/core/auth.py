@@ -57,7 +57,6 @@ COUNTER_MAX = 2**64 - 1
 
 AH_PAYLOAD_LEN = 4       # AH length in 32-bit words minus 2 (RFC 2402 §2.2)
 AH_ICV_LEN = 12          # HMAC-MD5-96
-AH_KEY_LEN = 8           # keepalived's auth_data[8]
 AH_SEQ_MAX = 2**32 - 1
 __all__ = ["AH_LEN", "IPPROTO_AH"]   # re-exported for the codec's callers
 

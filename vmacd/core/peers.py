@@ -149,14 +149,6 @@ class PeerTable:
         self._expire(now)
         return sorted(self._rows.values(), key=lambda p: -p.last)
 
-    def refusing(self, now: float) -> list[Peer]:
-        """Peers whose last advert we refused within `forget_after`: a second master, possibly."""
-        return [p for p in self.peers(now) if p.refusal is not None and p.refusal[2] == p.last]
-
-    def mismatched(self, now: float) -> list[Peer]:
-        """Peers whose last accepted list a keepalived peer would not match with ours."""
-        return [p for p in self.peers(now) if p.check is not None and p.check.keepalived_refuses_ours]
-
     def status(self, now: float) -> list[dict]:
         """JSON-ready rows for `vmacctl status --json` (ages in seconds, rounded to ms)."""
         out = []

@@ -109,9 +109,6 @@ class Guardian:
     def unvip(self, ifindex: int, vip: str) -> None:
         self._send({"op": "unvip", "ifindex": ifindex, "vip": vip})
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
     def disarm(self, timeout: float = 2.0) -> None:
         """Clean shutdown: the guardian exits and touches nothing."""
         import subprocess

@@ -16,7 +16,6 @@ import errno
 import os
 import signal
 import subprocess
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ class Result:
     argv: tuple[str, ...]
     returncode: int | None      # None: timed out or could not start
     timed_out: bool
-    duration: float             # seconds
     error: str = ""             # why it could not start, or "timeout after Ns"
     stderr: str = ""            # the first lines it wrote on standard error
 
@@ -57,8 +55,8 @@ OnDone = Callable[[Result], None]
 
 
 class _Job:
-    __slots__ = ("argv", "err_fd", "key", "on_done", "pidfd", "proc", "started", "stderr",
-                 "timed_out", "timeout", "timer")
+    __slots__ = ("argv", "err_fd", "key", "on_done", "pidfd", "proc", "stderr", "timed_out",
+                 "timeout", "timer")
 
     def __init__(self, argv: Sequence[str], timeout: float, on_done: OnDone | None,
                  key: str | None) -> None:
@@ -70,7 +68,6 @@ class _Job:
         self.pidfd = -1
         self.err_fd = -1
         self.stderr = bytearray()
-        self.started = 0.0
         self.timer: Timer | None = None
         self.timed_out = False
 
@@ -110,7 +107,6 @@ class Processes:
 
     # ------------------------------------------------------------------ internals
     def _start(self, job: _Job) -> None:
-        job.started = time.monotonic()
         try:
             job.proc = subprocess.Popen(
                 job.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -181,8 +177,7 @@ class Processes:
             self._finish(job, proc.returncode, "")
 
     def _finish(self, job: _Job, rc: int | None, error: str, timed_out: bool = False) -> None:
-        result = Result(job.argv, rc, timed_out, time.monotonic() - job.started, error,
-                        job.stderr.decode("utf-8", "replace"))
+        result = Result(job.argv, rc, timed_out, error, job.stderr.decode("utf-8", "replace"))
         if job.on_done is not None:
             self.loop._call(job.on_done, (result,))
         if job.key is not None:

@@ -94,14 +94,6 @@ class VrrpSocket:
             self._membership(join=True)
             self.joined = True
 
-    def leave(self) -> None:
-        if self.joined:
-            self.joined = False
-            try:
-                self._membership(join=False)
-            except SocketError:
-                pass                          # the interface went away: nothing to leave
-
     def _membership(self, join: bool) -> None:
         if self.family == 4:
             opt = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP

@@ -99,10 +99,6 @@ class SysctlGuard:
         for key, value in PARENT_V4.items():
             self.set(path(4, ifname, key), value)
 
-    def saved(self) -> dict[str, str]:
-        """Path -> original value of everything changed so far."""
-        return dict(self._saved)
-
     def restore(self) -> list[str]:
         """Put back every old value; return the errors (e.g. an interface that went away)."""
         errors = []
@@ -119,6 +115,6 @@ class SysctlGuard:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, _et: type[BaseException] | None, _ev: BaseException | None,
+                 _tb: TracebackType | None) -> None:
         self.restore()
