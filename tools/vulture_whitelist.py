@@ -9,7 +9,7 @@ from vmaclab.record import RunRecord
 
 from vmacd.config import model
 from vmacd.control import framing, metrics
-from vmacd.core import fsm, wire
+from vmacd.core import fsm, peers, wire
 from vmacd.linux import links
 
 _ = (
@@ -23,6 +23,13 @@ _ = (
     fsm.VirtualRouter._ignore,
     # a TypedDict key, read as ah["verified"] when the auth info of an AH packet is reported
     wire.AhInfo.verified,
+    # TypedDict keys of the peer rows of `vmacctl status --json`: PeerTable.status() writes them
+    # as dict literals, the JSON's readers (vmacctl users, tests/unit/test_peers.py) read them
+    peers.AdvertShown.interval_ms,
+    peers.RefusalShown.age_s,
+    peers.PeerStatus.age_s,
+    peers.PeerStatus.last_refusal,
+    peers.PeerStatus.address_list,
     # set at load and compared by reload.plan through dataclass equality: an instance that moves to
     # another sync group is rebuilt on reload
     model.Instance.sync_group,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vmacd.config import model
@@ -213,7 +213,8 @@ def _virtual_ips(r: Reader, version: int | None, ll_first: bool = True) -> tuple
     return tuple(out)
 
 
-def _link_local_first(r: Reader, vips: list[model.IPInterface], texts: list[str], ll_first: bool) -> None:
+def _link_local_first(r: Reader, vips: list[model.IPInterface], texts: Sequence[str],
+                      ll_first: bool) -> None:
     """RFC 9568 §5.2.9 / §6.1: the VR link-local first; with ipv6_link_local_first = false a list
     without one (keepalived's and FRR's usual), but never a link-local behind a global address."""
     later = [i for i, v in enumerate(vips) if v.ip.is_link_local and i > 0]

@@ -229,13 +229,14 @@ class ReplayGuard:
         """Accept (and remember) `adv`'s counter or raise PacketError("replay")."""
         info = dict(adv.auth_info)
         name = {"hmac-sha256": "counter", "ah": "seq"}.get(adv.auth_type)
-        if name is None or not isinstance(info.get(name), int):
+        counter = None if name is None else info.get(name)
+        if not isinstance(counter, int):
             raise PacketError("replay", f"auth type {adv.auth_type} carries no counter")
         if info.get("verified") is False:
             raise PacketError("replay", "counter of an unverified advertisement")
         key = (adv.src, adv.vrid, adv.auth_type)
         last = self._highest.get(key)
-        if last is not None and info[name] <= last:
+        if last is not None and counter <= last:
             raise PacketError(
-                "replay", f"{name} {info[name]} from {adv.src} vrid {adv.vrid} not above {last}")
-        self._highest[key] = info[name]
+                "replay", f"{name} {counter} from {adv.src} vrid {adv.vrid} not above {last}")
+        self._highest[key] = counter

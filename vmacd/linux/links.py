@@ -100,7 +100,8 @@ class Links:
 
     def __init__(self, sock: rtnl.Rtnl | None = None) -> None:
         self.nl = sock or rtnl.Rtnl()
-        self._covered: dict = {}      # VIP interface -> an operator address routes its prefix
+        # VIP interface -> an operator address routes its prefix
+        self._covered: dict[ipaddress.IPv4Interface | ipaddress.IPv6Interface, bool] = {}
 
     def close(self) -> None:
         self.nl.close()

@@ -64,7 +64,7 @@ class _Job:
         self.timeout = timeout
         self.on_done = on_done
         self.key = key
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.pidfd = -1
         self.err_fd = -1
         self.stderr = bytearray()
