@@ -34,8 +34,9 @@ with atheris.instrument_imports(include=["vmacd"]):
 # the harness's own modules, found through the sys.path entry above; imported after the
 # instrumented vmacd modules (which they import) on purpose
 import fuzzcore  # noqa: E402
-from fuzz_wire import SPECS, WireCase  # noqa: E402
+from fuzz_wire import WireCase  # noqa: E402
 from fuzztargets import TARGETS  # noqa: E402
+from wiregen import SPECS  # noqa: E402
 
 SEED_INPUTS = 300
 
