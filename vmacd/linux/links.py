@@ -186,6 +186,7 @@ class Links:
                 continue
             if spec.ifname in existing:
                 stale.append(rtnl.delete_link(existing[spec.ifname].index))
+            # a missing parent is a problem above, so parent is a Link here
             todo.append((i, spec, parent.index))       # type: ignore[union-attr]
         if stale:
             _check(self.nl.call(stale), ignore=(errno.ENODEV,))

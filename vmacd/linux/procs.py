@@ -120,6 +120,7 @@ class Processes:
             self._finish(job, None, f"cannot run {job.argv[0] if job.argv else '?'}: "
                                     f"{exc.strerror or exc}")
             return
+        # stderr=PIPE: Popen always makes the pipe, its stderr is never None here
         job.err_fd = job.proc.stderr.fileno()           # type: ignore[union-attr]
         os.set_blocking(job.err_fd, False)
         self._running.add(job)
@@ -170,7 +171,7 @@ class Processes:
                     break
                 job.stderr += data[:STDERR_KEEP - len(job.stderr)]
         self.loop.remove_reader(job.err_fd)
-        proc.stderr.close()                            # type: ignore[union-attr]
+        proc.stderr.close()                            # type: ignore[union-attr]  # a PIPE
         if job.timed_out:
             self._finish(job, None, f"timeout after {job.timeout:g}s", timed_out=True)
         else:
