@@ -107,6 +107,7 @@ def setup(fmt: str = "text", level: str | int = "info", stream: TextIO | None = 
         if timestamps is None:
             timestamps = "JOURNAL_STREAM" not in os.environ
         handler.setFormatter(TextFormatter(timestamps))
+    # a marker on the handler object: a later setup() finds and replaces its own handler by it
     handler._vmacd = True  # type: ignore[attr-defined]
     if node is not None:
         handler.addFilter(_NodeField(node))

@@ -132,8 +132,9 @@ def test_a_missing_key_file_is_reported_with_the_config_errors(tmp_path, capsys)
     assert run("-c", str(path)) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"{path}: instance[lan].priority: must be 1..255, got 0")
-    assert err[1:] == [f'{path}: auth.hb.key_file: cannot read "{tmp_path}/hb.key": No such file or directory',
-                       f"{path}: invalid: 2 error(s)"]
+    assert err[1:] == [
+        f'{path}: auth.hb.key_file: cannot read "{tmp_path}/hb.key": No such file or directory',
+        f"{path}: invalid: 2 error(s)"]
 
 
 def test_no_preflight_still_gives_the_config_warnings(tmp_path, capsys):

@@ -229,8 +229,8 @@ def test_a_preempting_master_starts_exclusive_resources_only_once_the_old_master
 
 
 def test_the_preempted_master_falling_silent_starts_the_resources_after_its_down_interval():
-    r, t, out = _preempting(stop_before_leave=True)
-    out = r.handle(adv(100), t + 0.5)
+    r, t, _out = _preempting(stop_before_leave=True)
+    r.handle(adv(100), t + 0.5)
     deadline = r.get_timer()
     mdi_100 = 3 * 1.0 + (256 - 200) / 256              # its interval, our priority's skew
     assert r.snapshot()["timers"]["resources_start"] == pytest.approx(t + 0.5 + mdi_100)
