@@ -28,6 +28,7 @@ from vmacd.core.events import LinkChanged, Maintenance
 from vmacd.core.proto import IPPROTO_AH, VRRP_PROTO
 from vmacd.core.states import Transition
 from vmacd.interfaces import Interfaces
+from vmacd.linux import sched
 from vmacd.linux.guardian import Guardian, GuardianError
 from vmacd.linux.links import LinkError, Links, Vmac, VmacSpec
 from vmacd.linux.nft import AcceptModeFilter, NftError, OwnerFilter
@@ -168,11 +169,22 @@ class Daemon:
             return
         gc.collect()
         gc.freeze()          # start-up objects live until exit: out of the collector's way
+        self.schedule(self.config.global_.realtime_priority)
         self.notifier.ready(f"{len(self.runners)} instance(s)")
         self._watchdog = self.notifier.run_watchdog(self.loop)
         waiting = f"; waiting: {', '.join(sorted(self.waiting))}" if self.waiting else ""
         log.info("vmacd %s running: %s%s", __version__, ", ".join(self.runners) or "no instances",
                  waiting)
+
+    def schedule(self, priority: int) -> None:
+        """Real-time scheduling for the daemon and the guardian (linux/sched.py); 0: normal."""
+        pids = [0] + ([self.guardian.pid] if self.guardian is not None else [])
+        why = sched.set_realtime(pids, priority) if priority else sched.set_normal(pids)
+        if why is not None:
+            log.warning("cannot set %s scheduling (%s): running with the scheduling it had",
+                        f"SCHED_RR priority {priority}" if priority else "normal", why)
+        elif priority:
+            log.info("real-time scheduling: SCHED_RR priority %d (daemon and guardian)", priority)
 
     def _clean_tables(self) -> None:
         """Remove the nftables tables vmacd keeps (accept = false drops, the owner's ARP filter),

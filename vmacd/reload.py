@@ -178,3 +178,5 @@ class Reloader:
             logging.getLogger().setLevel(new.log_level.upper())
         if old.node != new.node:
             d.metrics.build_info(new.node)
+        if old.realtime_priority != new.realtime_priority:
+            d.schedule(new.realtime_priority)

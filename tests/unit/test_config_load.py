@@ -69,6 +69,13 @@ def test_global_defaults_node_is_hostname_and_metrics_can_be_disabled():
     assert cfg.global_.control_socket == "/run/vmacd/vmacd.sock"
 
 
+def test_realtime_priority_defaults_to_5_and_is_checked():
+    assert load_text(toml(), "x.toml").global_.realtime_priority == 5
+    assert load_text(toml(glob='node = "r1"\nrealtime_priority = 0'), "x").global_.realtime_priority == 0
+    assert errors(toml(glob='node = "r1"\nrealtime_priority = 100')) == [
+        "vmacd.toml: global.realtime_priority: must be 0..99, got 100"]
+
+
 def test_model_is_frozen_and_equal_for_equal_text():
     a, b = load_text(toml(), "a"), load_text(toml(), "a")
     assert a == b and hash(a) == hash(b)

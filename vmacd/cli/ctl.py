@@ -96,7 +96,9 @@ def table(rows: list[list[str]], out: TextIO) -> None:
 
 def print_status(reply: JsonObject, out: TextIO, now: float | None = None) -> None:
     now = time.time() if now is None else now
-    out.write(f"node {reply.get('node', '?')}  vmacd {reply.get('version', '?')}\n")
+    sch = reply.get("scheduling") if isinstance(reply.get("scheduling"), dict) else {}
+    rt = f"  scheduling {sch.get('policy')} {sch.get('priority')}" if sch else ""
+    out.write(f"node {reply.get('node', '?')}  vmacd {reply.get('version', '?')}{rt}\n")
     rows = [["INSTANCE", "VRID", "IF", "V", "STATE", "PRIO", "EFF", "MASTER", "ADVERT", "DOWN",
              "SINCE", "VIPS", "TRACK"]]
     for inst in reply.get("instances") or []:

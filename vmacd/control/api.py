@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from vmacd import __version__
+from vmacd.linux import sched
 from vmacd.loop import Deferred
 from vmacd.status import HistoryEntry, history, instance_status, waiting_status
 
@@ -30,8 +31,9 @@ class ControlAPI:
                                             d.waiting.get(name) or "starting"))
         order = {n: i for i, n in enumerate(d.config.instance_names)}
         instances.sort(key=lambda i: order.get(i["name"], len(order)))
+        policy, prio = sched.policy_of(0)
         return {"node": d.config.global_.node, "version": __version__, "pid": os.getpid(),
-                "instances": instances}
+                "scheduling": {"policy": policy, "priority": prio}, "instances": instances}
 
     def history(self) -> list[HistoryEntry]:
         d = self.d
