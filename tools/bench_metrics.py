@@ -29,9 +29,10 @@ import timeit
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vmacd.control.httpd import MetricsServer
-from vmacd.control.metrics import Metrics
-from vmacd.loop import Loop
+# the checkout's vmacd, found through the sys.path entry above (run as a script, not installed)
+from vmacd.control.httpd import MetricsServer  # noqa: E402
+from vmacd.control.metrics import Metrics  # noqa: E402
+from vmacd.loop import Loop  # noqa: E402
 
 HOT = ("i.advert_sent()", "i.advert_received()", "i.dropped('ttl')", "i.checksum_variant('pseudo-header')",
        "i.interval(0.1)", "m.stall(0.0002)")

@@ -12,25 +12,29 @@ loop acts. docs/architecture.md draws the pieces.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
 import os
 import signal
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from vmacd import __version__
 from vmacd.config import model
 from vmacd.core import groups
 from vmacd.core.events import LinkChanged, Maintenance
 from vmacd.core.proto import IPPROTO_AH, VRRP_PROTO
+from vmacd.core.states import Transition
 from vmacd.interfaces import Interfaces
+from vmacd.linux import sched
 from vmacd.linux.guardian import Guardian, GuardianError
-from vmacd.linux.links import Links, LinkError, VmacSpec
+from vmacd.linux.links import LinkError, Links, Vmac, VmacSpec
 from vmacd.linux.nft import AcceptModeFilter, NftError, OwnerFilter
 from vmacd.linux.procs import Processes
-from vmacd.linux.sdnotify import Notifier
+from vmacd.linux.rtnl import Addr, Link
+from vmacd.linux.sdnotify import Notifier, Repeating
 from vmacd.linux.sockets import SocketError
 from vmacd.linux.sysctl import SysctlError, SysctlGuard
 from vmacd.loop import Deferred, Loop
@@ -38,6 +42,10 @@ from vmacd.receiver import Receiver
 from vmacd.reload import Reloader
 from vmacd.runner import Runner
 from vmacd.tracking import Trackers
+
+if TYPE_CHECKING:
+    from vmacd.control.metrics import Metrics
+    from vmacd.control.server import ControlServer
 
 log = logging.getLogger("vmacd")
 
@@ -50,7 +58,7 @@ MAINTENANCE_FILE = "maintenance.json"
 class Daemon:
     """Everything one `vmacd run` owns. `run()` returns the exit code."""
 
-    def __init__(self, config: model.Config, path: str, metrics: Any) -> None:
+    def __init__(self, config: model.Config, path: str, metrics: Metrics) -> None:
         self.config = config
         self.path = path
         self.loop = Loop()
@@ -58,24 +66,38 @@ class Daemon:
         self.notifier = Notifier.from_env(unset=True)    # scripts must not talk to systemd
         self.runners: dict[str, Runner] = {}
         self.waiting: dict[str, str] = {}                # instance -> why it waits
-        self.waiting_history: dict[str, list] = {}       # a waiting instance's earlier history
+        self.waiting_history: dict[str, list[Transition]] = {}   # a waiting one's earlier history
         self.starting: set[str] = set()                  # configured, not built yet
         self.sysctls = SysctlGuard()
         self.accept_filter = AcceptModeFilter()
         self.owner_filter = OwnerFilter()
         self.procs = Processes(self.loop)
         self.receiver = Receiver(self.loop, metrics)
-        self.links: Links | None = None
+        self._links: Links | None = None                 # made by run(): links
         self.guardian: Guardian | None = None
         self.trackers = Trackers(self.loop, self.procs, self._on_track)
-        self.interfaces: Interfaces | None = None
+        self._interfaces: Interfaces | None = None       # made by run(): interfaces
         self.reloader = Reloader(self)
         self.notify_script = config.global_.notify
-        self.control: Any = None
+        self.control: ControlServer | None = None
         self._exit = 0
         self._stopping = False
         self._settling = False
-        self._watchdog: Any = None
+        self._watchdog: Repeating | None = None
+
+    @property
+    def links(self) -> Links:
+        """The netlink client of the running daemon (made when run() starts)."""
+        if self._links is None:
+            raise RuntimeError("the daemon's netlink client is made by run()")
+        return self._links
+
+    @property
+    def interfaces(self) -> Interfaces:
+        """The link watch of the running daemon (made when run() starts)."""
+        if self._interfaces is None:
+            raise RuntimeError("the daemon's link watch is made by run()")
+        return self._interfaces
 
     # ------------------------------------------------------------------ RunnerDeps
     def drain(self) -> None:
@@ -105,7 +127,7 @@ class Daemon:
         loop.on_late = self._late
         try:
             self._start()
-        except Exception as exc:      # noqa: BLE001 - any start-up failure: log, clean, exit 1
+        except Exception as exc:      # any start-up failure: log, clean, exit 1
             log.error("startup failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             self._teardown()
             return 1
@@ -123,7 +145,7 @@ class Daemon:
         self.starting = set(self.config.instance_names)
         self.control = ControlServer(self.loop, g.control_socket, Dispatcher(ControlAPI(self)))
         self.control.start()                            # answers from the first moment
-        self.links = Links()
+        self._links = Links()
         names = set(self.config.instance_names)
         for left in self.links.adopt_or_clean(keep=names):
             log.warning("cleaned leftover of a previous run: %s %s (%s)", left.kind, left.ifname,
@@ -132,7 +154,7 @@ class Daemon:
         self._clean_tables()
         if g.metrics_enabled:
             self.metrics.serve(self.loop, g.metrics_listen)
-        self.interfaces = Interfaces(self)
+        self._interfaces = Interfaces(self)
         self.trackers.configure(self.config.instances)
         self._build_in_batches(list(self.config.instances))
 
@@ -147,11 +169,22 @@ class Daemon:
             return
         gc.collect()
         gc.freeze()          # start-up objects live until exit: out of the collector's way
+        self.schedule(self.config.global_.realtime_priority)
         self.notifier.ready(f"{len(self.runners)} instance(s)")
         self._watchdog = self.notifier.run_watchdog(self.loop)
         waiting = f"; waiting: {', '.join(sorted(self.waiting))}" if self.waiting else ""
         log.info("vmacd %s running: %s%s", __version__, ", ".join(self.runners) or "no instances",
                  waiting)
+
+    def schedule(self, priority: int) -> None:
+        """Real-time scheduling for the daemon and the guardian (linux/sched.py); 0: normal."""
+        pids = [0] + ([self.guardian.pid] if self.guardian is not None else [])
+        why = sched.set_realtime(pids, priority) if priority else sched.set_normal(pids)
+        if why is not None:
+            log.warning("cannot set %s scheduling (%s): running with the scheduling it had",
+                        f"SCHED_RR priority {priority}" if priority else "normal", why)
+        elif priority:
+            log.info("real-time scheduling: SCHED_RR priority %d (daemon and guardian)", priority)
 
     def _clean_tables(self) -> None:
         """Remove the nftables tables vmacd keeps (accept = false drops, the owner's ARP filter),
@@ -168,10 +201,9 @@ class Daemon:
     def build(self, cfgs: Sequence[model.Instance]) -> list[Runner]:
         """Build runners for `cfgs`: those whose interface or address is missing wait (in
         `self.waiting`); any other failure raises at start-up, or is logged after it."""
-        assert self.links is not None
         links = {link.name: link for link in self.links.links()}
         addrs = self.links.addresses()
-        ready: list[tuple[model.Instance, Any, str]] = []
+        ready: list[tuple[model.Instance, Link, str]] = []
         for cfg in cfgs:
             self.starting.discard(cfg.name)
             parent = links.get(cfg.interface)
@@ -191,7 +223,7 @@ class Daemon:
                  for c, p, _a in ready if c.vmac]
         made = iter(self.links.create_many(specs)) if specs else iter(())
         self.links.prepare_vips([str(v) for c, _p, _a in ready for v in c.virtual_ips], known=addrs)
-        out = []
+        out: list[Runner] = []
         for cfg, parent, primary in ready:
             vmac = next(made) if cfg.vmac else None
             try:
@@ -209,10 +241,10 @@ class Daemon:
         return out
 
     def _running(self) -> bool:
-        return self.control is not None and self.interfaces is not None and not self.starting
+        return self.control is not None and self._interfaces is not None and not self.starting
 
-    def _runner(self, cfg: model.Instance, parent: Any, primary: str, vmac: Any,
-                addrs: list) -> Runner:
+    def _runner(self, cfg: model.Instance, parent: Link, primary: str, vmac: Vmac | None,
+                addrs: list[Addr]) -> Runner:
         import ipaddress
 
         proto = IPPROTO_AH if cfg.auth is not None and cfg.auth.type == "ah" else VRRP_PROTO
@@ -224,15 +256,15 @@ class Daemon:
             runner = Runner(cfg, self, parent_index=parent.index, parent_mac=parent.mac,
                             primary=ipaddress.ip_address(primary), own=own, vmac=vmac,
                             sock=self.receiver.port(parent.name, parent.index, cfg.family, proto))
-            self.receiver.route(runner, cfg.vrid, parent.name, parent.index, cfg.family, proto,
-                                multicast)
+            self.receiver.route(runner.intake, cfg.vrid, parent.name, parent.index, cfg.family,
+                                proto, multicast)
             if vmac is not None and cfg.vmac_mode == "private" and multicast:
                 # private mode: our own vMAC's group traffic reaches only the macvlan
-                self.receiver.route(runner, cfg.vrid, vmac.ifname, vmac.ifindex, cfg.family,
-                                    proto, True)
+                self.receiver.route(runner.intake, cfg.vrid, vmac.ifname, vmac.ifindex,
+                                    cfg.family, proto, True)
         except Exception:
             if runner is not None:
-                self.receiver.unroute(runner)
+                self.receiver.unroute(runner.intake)
                 runner.close()
             raise
         self.runners[cfg.name] = runner
@@ -247,9 +279,8 @@ class Daemon:
         cfg = self.config.instance(name)
         self.metrics.instance(name, cfg.vrid, cfg.interface).interface_missing(True)
 
-    def start_runner(self, runner: Runner, history: Sequence[Any] = ()) -> None:
+    def start_runner(self, runner: Runner, history: Sequence[Transition] = ()) -> None:
         """Initial conditions (link, trackers, a persistent drain), then Startup."""
-        assert self.interfaces is not None
         cfg = runner.cfg
         runner.router.history.extend(history)
         initial: list[object] = []
@@ -262,7 +293,7 @@ class Daemon:
         runner.start(initial)
 
     def remove_runner(self, runner: Runner) -> None:
-        self.receiver.unroute(runner)
+        self.receiver.unroute(runner.intake)
         try:
             runner.close()
         except Exception as exc:  # noqa: BLE001 - one instance's cleanup must not stop the rest
@@ -278,18 +309,22 @@ class Daemon:
             self.loop.call_soon(done)
             return
         left = {r.name for r in runners}
-        finished = Deferred()
+        finished: Deferred[None] = Deferred()
 
-        def one_stopped(name: str) -> None:
+        def one_stopped(name: str, _none: None) -> None:
             left.discard(name)
             if not left:
-                finished.resolve()
+                finished.resolve(None)
+
+        def all_stopped(_none: None) -> None:
+            timer.cancel()
+            done()
 
         bound = max(r.cfg.advert_interval * 4 for r in runners) + STOP_GRACE
-        timer = self.loop.call_later(bound, finished.resolve)
-        finished.then(lambda _v: (timer.cancel(), done()))
+        timer = self.loop.call_later(bound, finished.resolve, None)
+        finished.then(all_stopped)
         for r in runners:
-            r.shutdown(reason).then(lambda _v, n=r.name: one_stopped(n))
+            r.shutdown(reason).then(functools.partial(one_stopped, r.name))
 
     def stop(self) -> None:
         """SIGTERM/SIGINT: release every instance make-before-break, then exit."""
@@ -326,8 +361,8 @@ class Daemon:
         if self.control is not None:
             self.control.stop()
         self.receiver.close()
-        if self.interfaces is not None:
-            self.interfaces.close()
+        if self._interfaces is not None:
+            self._interfaces.close()
         try:
             self._clean_tables()
         except NftError as exc:
@@ -341,8 +376,8 @@ class Daemon:
             except GuardianError as exc:
                 log.warning("%s", exc)
         self.metrics.close()
-        if self.links is not None:
-            self.links.close()
+        if self._links is not None:
+            self._links.close()
         self.loop.close()
 
     def _late(self, lateness: float) -> None:
@@ -388,7 +423,7 @@ class Daemon:
         path = os.path.join(state_dir, MAINTENANCE_FILE)
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"instances": {n: True for n in sorted(names)}}, fh)
+            json.dump({"instances": dict.fromkeys(sorted(names), True)}, fh)
         os.replace(tmp, path)
 
 

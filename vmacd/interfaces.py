@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from vmacd.core.events import LinkChanged as LinkInput
+from vmacd.core.states import Transition
 from vmacd.linux.links import AddressesChanged, LinkChanged, LinkError, LinkWatcher
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ class Interfaces:
     """The link watch of one daemon (see the module docstring)."""
 
     def __init__(self, daemon: Daemon) -> None:
-        assert daemon.links is not None
         self.d = daemon
         self.links = daemon.links
         self.watch = LinkWatcher(daemon.links)
@@ -113,7 +113,7 @@ class Interfaces:
         current = {link.name: link.index for link in self.links.links()}
         addrs = self.links.addresses()
         todo = []
-        history: dict[str, list] = {}
+        history: dict[str, list[Transition]] = {}
         for name, reason in list(d.waiting.items()):
             if name in d.config.instance_names and "could not start" not in reason:
                 todo.append(d.config.instance(name))

@@ -8,13 +8,15 @@ actions already carry the count of lines suppressed before them (`vmacd/core/rat
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import sys
-from datetime import UTC, datetime
-from typing import Any, TextIO
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    import argparse
 
 FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -28,12 +30,18 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
 
 
+def _iso_utc(t: float) -> str:
+    """ISO 8601 in UTC with milliseconds, as datetime.isoformat(timespec="milliseconds") writes
+    it (without importing datetime into the daemon)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}+00:00"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, extra fields (and exc on errors)."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": _iso_utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -107,6 +115,7 @@ def setup(fmt: str = "text", level: str | int = "info", stream: TextIO | None = 
         if timestamps is None:
             timestamps = "JOURNAL_STREAM" not in os.environ
         handler.setFormatter(TextFormatter(timestamps))
+    # a marker on the handler object: a later setup() finds and replaces its own handler by it
     handler._vmacd = True  # type: ignore[attr-defined]
     if node is not None:
         handler.addFilter(_NodeField(node))

@@ -26,7 +26,7 @@ import select
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Generic, TypeVar, TypeVarTuple
 
 log = logging.getLogger("vmacd.loop")
 
@@ -34,13 +34,18 @@ _READ = select.EPOLLIN | select.EPOLLPRI | select.EPOLLERR | select.EPOLLHUP
 _WRITE = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
 MAX_WAIT = 3600.0        # seconds: the longest single wait (no timer armed)
 
+Ts = TypeVarTuple("Ts")
+T = TypeVar("T")
+#: A stored callback and its arguments; the call_*/add_* methods check that they fit each other.
+_Call = tuple[Callable[..., object], tuple[object, ...]]
+
 
 class Timer:
     """One scheduled call; `cancel()` is idempotent. `when` is loop time (monotonic seconds)."""
 
-    __slots__ = ("when", "fn", "args", "cancelled")
+    __slots__ = ("args", "cancelled", "fn", "when")
 
-    def __init__(self, when: float, fn: Callable[..., Any], args: tuple) -> None:
+    def __init__(self, when: float, fn: Callable[..., object], args: tuple[object, ...]) -> None:
         self.when = when
         self.fn = fn
         self.args = args
@@ -56,50 +61,33 @@ class Loop:
     def __init__(self) -> None:
         self._ep = select.epoll()
         self._epfd = [self._ep.fileno()]
-        self._readers: dict[int, tuple[Callable[..., Any], tuple]] = {}
-        self._writers: dict[int, tuple[Callable[..., Any], tuple]] = {}
+        self._readers: dict[int, _Call] = {}
+        self._writers: dict[int, _Call] = {}
         self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
-        self._soon: list[tuple[Callable[..., Any], tuple]] = []
+        self._soon: list[_Call] = []
         self._signals: dict[int, Callable[[], None]] = {}
-        self._sig_r: int | None = None
-        self._sig_w: int | None = None
+        self._sig_pipe: tuple[int, int] | None = None    # (read, write): the signal wakeup fd
         self._old_wakeup: int | None = None
         self._running = False
         self.on_late: Callable[[float], None] | None = None
         self.time = time.monotonic
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.add_reader(self._wake_r, self._woken)
 
     # ------------------------------------------------------------------ scheduling
-    def call_at(self, when: float, fn: Callable[..., Any], *args: Any) -> Timer:
+    def call_at(self, when: float, fn: Callable[[*Ts], object], *args: *Ts) -> Timer:
         timer = Timer(when, fn, args)
         heapq.heappush(self._timers, (when, next(self._seq), timer))
         return timer
 
-    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> Timer:
+    def call_later(self, delay: float, fn: Callable[[*Ts], object], *args: *Ts) -> Timer:
         return self.call_at(time.monotonic() + delay, fn, *args)
 
-    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+    def call_soon(self, fn: Callable[[*Ts], object], *args: *Ts) -> None:
         """Run `fn(*args)` at the end of the current (or next) iteration."""
         self._soon.append((fn, args))
 
-    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
-        """call_soon() from another thread: wakes the loop up."""
-        self._soon.append((fn, args))
-        try:
-            os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass                                # a wake-up is pending already
-
-    def _woken(self) -> None:
-        try:
-            os.read(self._wake_r, 4096)
-        except BlockingIOError:
-            pass
-
     # ------------------------------------------------------------------ file descriptors
-    def add_reader(self, fd: int, fn: Callable[..., Any], *args: Any) -> None:
+    def add_reader(self, fd: int, fn: Callable[[*Ts], object], *args: *Ts) -> None:
         """Call `fn(*args)` while `fd` is readable (replaces an earlier reader of `fd`)."""
         self._readers[fd] = (fn, args)
         self._update(fd)
@@ -108,7 +96,7 @@ class Loop:
         if self._readers.pop(fd, None) is not None:
             self._update(fd)
 
-    def add_writer(self, fd: int, fn: Callable[..., Any], *args: Any) -> None:
+    def add_writer(self, fd: int, fn: Callable[[*Ts], object], *args: *Ts) -> None:
         self._writers[fd] = (fn, args)
         self._update(fd)
 
@@ -133,10 +121,10 @@ class Loop:
     # ------------------------------------------------------------------ signals
     def add_signal_handler(self, sig: int, fn: Callable[[], None]) -> None:
         """Run `fn()` on the loop when `sig` arrives (the Python handler only wakes the loop)."""
-        if self._sig_r is None:
-            self._sig_r, self._sig_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            self._old_wakeup = signal.set_wakeup_fd(self._sig_w, warn_on_full_buffer=False)
-            self.add_reader(self._sig_r, self._read_signals)
+        if self._sig_pipe is None:
+            sig_r, sig_w = self._sig_pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._old_wakeup = signal.set_wakeup_fd(sig_w, warn_on_full_buffer=False)
+            self.add_reader(sig_r, self._read_signals, sig_r)
         self._signals[sig] = fn
         signal.signal(sig, _wake_only)
 
@@ -144,9 +132,9 @@ class Loop:
         if self._signals.pop(sig, None) is not None:
             signal.signal(sig, signal.SIG_DFL)
 
-    def _read_signals(self) -> None:
+    def _read_signals(self, sig_r: int) -> None:
         try:
-            data = os.read(self._sig_r, 512)   # type: ignore[arg-type]
+            data = os.read(sig_r, 512)
         except BlockingIOError:
             return
         for signum in dict.fromkeys(data):     # each signal once per read, in arrival order
@@ -213,25 +201,23 @@ class Loop:
                     self._call(*entry)
 
     @staticmethod
-    def _call(fn: Callable[..., Any], args: tuple) -> None:
+    def _call(fn: Callable[..., object], args: tuple[object, ...]) -> None:
         try:
             fn(*args)
-        except Exception:      # noqa: BLE001 - one failing callback must not stop the daemon
+        except Exception:      # one failing callback must not stop the daemon
             log.exception("callback %s failed", getattr(fn, "__qualname__", fn))
 
     def close(self) -> None:
         """Release the epoll fd and the signal pipe (handlers back to their defaults)."""
         for sig in list(self._signals):
             self.remove_signal_handler(sig)
-        if self._sig_r is not None:
+        if self._sig_pipe is not None:
+            sig_r, sig_w = self._sig_pipe
             signal.set_wakeup_fd(self._old_wakeup if self._old_wakeup is not None else -1)
-            self.remove_reader(self._sig_r)
-            os.close(self._sig_r)
-            os.close(self._sig_w)                 # type: ignore[arg-type]
-            self._sig_r = self._sig_w = None
-        self.remove_reader(self._wake_r)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+            self.remove_reader(sig_r)
+            os.close(sig_r)
+            os.close(sig_w)
+            self._sig_pipe = None
         self._ep.close()
 
 
@@ -239,26 +225,25 @@ def _wake_only(_signum: int, _frame: object) -> None:
     """The Python-level handler: the wakeup fd already carries the signal number."""
 
 
-class Deferred:
+class Deferred(Generic[T]):
     """A result that arrives later (a reload waiting for handovers): `then(fn)` / `resolve(v)`."""
 
-    __slots__ = ("done", "value", "_callbacks")
+    __slots__ = ("_callbacks", "_result")
 
     def __init__(self) -> None:
-        self.done = False
-        self.value: Any = None
-        self._callbacks: list[Callable[[Any], None]] = []
+        self._result: tuple[T] | None = None     # (value,) once resolved
+        self._callbacks: list[Callable[[T], object]] = []
 
-    def then(self, fn: Callable[[Any], None]) -> None:
-        if self.done:
-            fn(self.value)
+    def then(self, fn: Callable[[T], object]) -> None:
+        if self._result is not None:
+            fn(self._result[0])
         else:
             self._callbacks.append(fn)
 
-    def resolve(self, value: Any = None) -> None:
-        if self.done:
+    def resolve(self, value: T) -> None:
+        if self._result is not None:
             return
-        self.done, self.value = True, value
+        self._result = (value,)
         callbacks, self._callbacks = self._callbacks, []
         for fn in callbacks:
             fn(value)

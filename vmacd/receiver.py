@@ -4,8 +4,8 @@
 
 The IPv4 path reads whole datagrams with `recv()` (no ancillary data) until the socket is empty,
 takes the VRID from the VRRP header (after the AH header for protocol 51) and hands the bytes to
-the runner, which decodes them (or recognises a repeat). Packets for a VRID nobody runs on that
-interface are counted as `vrid` drops with an empty instance label.
+the runner's intake (vmacd/intake.py), which decodes them (or recognises a repeat). Packets for a
+VRID nobody runs on that interface are counted as `vrid` drops with an empty instance label.
 
 `drain()` reads every socket until it is empty: a runner calls it before acting on an expired
 Master_Down timer, so a daemon that was stalled sees the adverts queued meanwhile first.
@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from vmacd.core.proto import AH_LEN, IPPROTO_AH, VRRP_PROTO, IPAddress
 from vmacd.linux.sockets import VrrpSocket
 from vmacd.loop import Loop
+
+if TYPE_CHECKING:
+    from vmacd.control.metrics import Metrics
 
 log = logging.getLogger("vmacd.receive")
 
@@ -27,9 +30,7 @@ RECV_MAX = 8192          # bytes: the largest VRRP packet (255 IPv6 addresses + 
 
 
 class Receiving(Protocol):
-    """What a runner offers the receiver."""
-
-    name: str
+    """What an instance offers the receiver (its Intake)."""
 
     def receive4(self, data: bytes, ihl: int) -> None: ...
 
@@ -40,18 +41,18 @@ class Receiving(Protocol):
 class _Port:
     """One socket and its routing table."""
 
-    __slots__ = ("sock", "routes", "read")
+    __slots__ = ("read", "routes", "sock")
 
     def __init__(self, sock: VrrpSocket) -> None:
         self.sock = sock
-        self.routes: dict[int, Any] = {}
+        self.routes: dict[int, Receiving] = {}
         self.read: Callable[[], None] = lambda: None
 
 
 class Receiver:
     """The daemon's receive sockets (see the module docstring)."""
 
-    def __init__(self, loop: Loop, metrics: Any) -> None:
+    def __init__(self, loop: Loop, metrics: Metrics) -> None:
         self.loop = loop
         self.metrics = metrics
         self._ports: dict[tuple[int, int, int], _Port] = {}

@@ -27,6 +27,7 @@ from vmacd.control.commands import ReloadError
 from vmacd.loop import Deferred
 
 if TYPE_CHECKING:
+    from vmacd.control.commands import JsonObject
     from vmacd.daemon import Daemon
 
 log = logging.getLogger("vmacd.reload")
@@ -98,7 +99,7 @@ class Reloader:
         if control is None:
             return
 
-        def logged(reply: dict) -> None:
+        def logged(reply: JsonObject) -> None:
             if reply.get("ok"):
                 log.info("reloaded: %s", {k: v for k, v in reply.items() if k != "ok"})
             else:
@@ -106,9 +107,9 @@ class Reloader:
 
         control.dispatcher.handle({"cmd": "reload"}, logged)
 
-    def reload(self) -> Deferred:
+    def reload(self) -> Deferred[JsonObject]:
         d = self.d
-        result = Deferred()
+        result: Deferred[JsonObject] = Deferred()
         try:
             new = config_load.load(d.path)
         except ConfigError as exc:
@@ -155,7 +156,7 @@ class Reloader:
             for runner in built:
                 d.start_runner(runner, histories.get(runner.name, ()))
             d.notifier.ready("reloaded")
-            reply = {"added": list(p.added), "removed": list(p.removed),
+            reply: JsonObject = {"added": list(p.added), "removed": list(p.removed),
                      "changed": list(p.changed), "restarted": list(p.restarted),
                      "updated": list(p.updated), "unchanged": list(p.unchanged)}
             waiting = {n: why for n, why in d.waiting.items() if n in (*p.restarted, *p.added)}
@@ -177,3 +178,5 @@ class Reloader:
             logging.getLogger().setLevel(new.log_level.upper())
         if old.node != new.node:
             d.metrics.build_info(new.node)
+        if old.realtime_priority != new.realtime_priority:
+            d.schedule(new.realtime_priority)

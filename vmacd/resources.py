@@ -72,7 +72,7 @@ class ResourceSet:
         self.prepared = False            # started early, before mastership (a planned handover)
         self._ops: deque[tuple[str, model.Resource, bool]] = deque()   # (op, resource, force)
         self._busy = False
-        self._then: list[Callable[[], None]] = []
+        self._then: list[Callable[[], object]] = []
         self._monitors: dict[str, Timer] = {}
         self._monitor_fails: dict[str, int] = {}
         self._monitor_busy: set[str] = set()
@@ -97,7 +97,7 @@ class ResourceSet:
         self._ops.extend(("start", r, False) for r in self.resources)
         self._next()
 
-    def stop(self, then: Callable[[], None] | None = None, force: bool = False) -> None:
+    def stop(self, then: Callable[[], object] | None = None, force: bool = False) -> None:
         """Stop every resource in reverse order (those not stopped; `force`: every one, as at
         startup, where nothing is known about what a previous run left); `then()` after."""
         self.prepared = False

@@ -130,9 +130,9 @@ class Trackers:
             for tf in inst.track_files:
                 self._files.setdefault(tf.path, []).append((inst.name, tf.weight))
                 mine.add(f"file:{tf.path}")
-        for inst, before in self._names.items():
-            for gone in sorted(before - names.get(inst, set())):
-                self.emit(inst, TrackRemoved(gone))
+        for name, before in self._names.items():
+            for gone in sorted(before - names.get(name, set())):
+                self.emit(name, TrackRemoved(gone))
         self._names = names
         for name in list(self._scripts):
             if wanted.get(name) != self._scripts[name].script:

@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(json.dumps({"type": "meta", **meta}) + "\n")
-        fh.writelines(json.dumps({"type": "request", **asdict(r)}) + "\n" for r in sorted(run.done, key=lambda r: r.seq))
+        fh.writelines(json.dumps({"type": "request", **asdict(r)}) + "\n"
+                      for r in sorted(run.done, key=lambda r: r.seq))
     os.replace(tmp, args.out)
     return 0
 
@@ -282,7 +283,8 @@ def ns_connect(ns: str, host: str, port: int, timeout_s: float) -> socket.socket
     return box["sock"]  # type: ignore[return-value]
 
 
-def fetch(ns: str, host: str, path: str = "/", timeout_s: float = 1.0) -> tuple[int | None, str | None, bytes]:
+def fetch(ns: str, host: str, path: str = "/",
+          timeout_s: float = 1.0) -> tuple[int | None, str | None, bytes]:
     """One ``GET path`` from namespace *ns*: (status, node, body); raises OSError when it fails."""
     with ns_connect(ns, host, 80, timeout_s) as s:
         s.settimeout(timeout_s)

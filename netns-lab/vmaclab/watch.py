@@ -54,7 +54,7 @@ class NeighWatch(_Sampler):
     def __init__(self, ns: str, ips: list[str], period_s: float = 0.05) -> None:
         super().__init__(period_s)
         self.ns, self.ips = ns, list(ips)
-        self.current: dict[str, str | None] = {ip: None for ip in ips}
+        self.current: dict[str, str | None] = dict.fromkeys(ips)
         self.changes: list[dict] = []
         self.counts: dict[str, dict[str, int]] = {ip: {} for ip in ips}
 
@@ -144,7 +144,7 @@ class MountWatch(_Sampler):
         self.current: dict[str, list[str]] = {}
         self.changes: list[dict] = []
         self.overlaps: list[dict] = []
-        self.mounted_samples = {node: 0 for node in netns_ids}
+        self.mounted_samples = dict.fromkeys(netns_ids, 0)
 
     def sample(self) -> None:
         now = node_mounts(self.netns_ids, self.homes, self.device)

@@ -17,10 +17,10 @@ import os
 import pathlib
 import sys
 
+import atheris
+
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-
-import atheris
 
 with atheris.instrument_imports(include=["vmacd"]):
     import vmacd.config.emit
@@ -31,9 +31,12 @@ with atheris.instrument_imports(include=["vmacd"]):
     import vmacd.core.auth
     import vmacd.core.wire  # noqa: F401 - instrumented here, used by the targets
 
-import fuzzcore
-from fuzz_wire import SPECS, WireCase
-from fuzztargets import TARGETS
+# the harness's own modules, found through the sys.path entry above; imported after the
+# instrumented vmacd modules (which they import) on purpose
+import fuzzcore  # noqa: E402
+from fuzz_wire import WireCase  # noqa: E402
+from fuzztargets import TARGETS  # noqa: E402
+from wiregen import SPECS  # noqa: E402
 
 SEED_INPUTS = 300
 
@@ -72,6 +75,13 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
+def _heartbeat_files(data: bytes) -> dict:
+    """The bytes split at NUL into ha.cf, authkeys and haresources (the missing ones empty)."""
+    parts = (data.split(b"\0") + [b""] * 2)[:3]
+    return dict(zip(("hacf", "authkeys", "haresources"), (_text(p) for p in parts), strict=True),
+                node=None)
+
+
 CODECS = {
     "wire-ip": (lambda d: wire_from_bytes(d, False), lambda c: wire_to_bytes(c, False)),
     "wire-payload": (lambda d: wire_from_bytes(d, True), lambda c: wire_to_bytes(c, True)),
@@ -79,8 +89,7 @@ CODECS = {
     "config": (lambda d: {"text": _text(d), "read_files": False}, lambda c: c["text"].encode()),
     "import-keepalived": (lambda d: {"text": _text(d)}, lambda c: c["text"].encode()),
     "import-heartbeat": (
-        lambda d: dict(zip(("hacf", "authkeys", "haresources"), (_text(p) for p in (d.split(b"\0") + [b""] * 2)[:3])),
-                       node=None),
+        _heartbeat_files,
         lambda c: "\0".join((c["hacf"], c["authkeys"] or "", c["haresources"])).encode()),
 }
 

@@ -372,7 +372,8 @@ def tval(v: object) -> str:
 
 def to_toml(rng: random.Random, doc: dict) -> str:
     out = [f"{tkey(k)} = {tval(v)}" for k, v in doc.items()
-           if not isinstance(v, dict) and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v))]
+           if not isinstance(v, dict)
+           and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v))]
     for k, v in doc.items():
         if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
             for item in v:

@@ -118,8 +118,8 @@ class ControlLine:
             _reply_text(checked)
             return ["refused: " + _shape(checked)]
         cmd, args = checked
-        expect(commands.REGISTRY.get(cmd.name) is cmd and isinstance(req, dict) and req.get("cmd") == cmd.name,
-               "validate: wrong command", repr(cmd))
+        expect(commands.REGISTRY.get(cmd.name) is cmd and isinstance(req, dict)
+               and req.get("cmd") == cmd.name, "validate: wrong command", repr(cmd))
         optional = {f: (t, d) for f, t, d in cmd.optional}
         expect(set(args) == {f for f, _ in cmd.fields} | set(optional)
                and set(req) <= set(args) | {"cmd"} and {f for f, _ in cmd.fields} <= set(req),

@@ -20,9 +20,9 @@ from fuzz_config import check_error, normal_path
 from fuzzcore import Finding, expect
 
 from vmacd.config import emit
-from vmacd.config.importing import Unusable
 from vmacd.config.import_heartbeat import Imported, import_heartbeat
 from vmacd.config.import_keepalived import import_keepalived
+from vmacd.config.importing import Unusable
 from vmacd.config.load import load_text
 from vmacd.config.reader import ConfigError
 
@@ -158,8 +158,9 @@ def _ka_block(rng: random.Random, name: str) -> list[str]:
     out = [f"    {name} {{"]
     for _ in range(rng.randint(0, 4)):
         if name == "authentication":
-            out.append(f"        {rng.choice(('auth_type', 'auth_pass'))} "
-                       f"{rng.choice(('PASS', 'AH', 'pass', 'none', '1111', '123456789', 'é' * 5, _word(rng)))}")
+            key = rng.choice(("auth_type", "auth_pass"))         # drawn first: the seeds replay
+            value = rng.choice(("PASS", "AH", "pass", "none", "1111", "123456789", "é" * 5, _word(rng)))
+            out.append(f"        {key} {value}")
         elif name.startswith("virtual_ipaddress"):
             addr = rng.choice(("192.0.2.16/24", "192.0.2.17", "2001:db8::10/64", "fe80::10", _word(rng)))
             opts = rng.choice(("", " dev eth0", " dev eth9", " label eth0:1", " dev", " scope link"))
@@ -177,8 +178,10 @@ def _keepalived(rng: random.Random) -> str:
     if rng.random() < 0.5:
         lines += ["global_defs {", f"   router_id {_word(rng)}", f"   vrrp_version {_word(rng)}", "}"]
     for name in rng.sample(("chk", "other"), rng.randint(0, 2)):
-        lines += [f"vrrp_script {name} {{", f'    script "{rng.choice(("/bin/true", "x y", "", _word(rng)))}"']
-        lines += [f"    {k} {_word(rng)}" for k in rng.sample(("interval", "timeout", "weight", "rise", "fall"), 3)]
+        script = rng.choice(("/bin/true", "x y", "", _word(rng)))
+        lines += [f"vrrp_script {name} {{", f'    script "{script}"']
+        keys = rng.sample(("interval", "timeout", "weight", "rise", "fall"), 3)
+        lines += [f"    {k} {_word(rng)}" for k in keys]
         lines.append("}")
     if rng.random() < 0.3:
         lines += ["vrrp_track_file load {", f"    file {_word(rng)}", f"    weight {_word(rng)}", "}"]
@@ -228,7 +231,8 @@ class Keepalived:
 
 
 def check_imported(result: object) -> list[str]:
-    expect(isinstance(result, Imported) and isinstance(result.doc, dict), "importer result", repr(result)[:200])
+    expect(isinstance(result, Imported) and isinstance(result.doc, dict), "importer result",
+           repr(result)[:200])
     expect(all(isinstance(n, str) and n for n in result.notes), "notes must be non-empty strings",
            repr(result.notes)[:300])
     try:
@@ -260,5 +264,5 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return a == b and type(a) is type(b)

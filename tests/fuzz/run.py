@@ -17,8 +17,9 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import fuzzcore
-from fuzztargets import FULL, TARGETS
+# the harness's own modules, found through the sys.path entry above (run as a script)
+import fuzzcore  # noqa: E402
+from fuzztargets import FULL, TARGETS  # noqa: E402
 
 DEFAULT_OUT = str(HERE.parents[1] / "lab-out" / "fuzz")
 
@@ -58,7 +59,8 @@ def run(plan: dict[str, int], seed: int, jobs: int, out: str) -> int:
     print(f"{'total':<18} {total:>9,} {wall:>8.1f} {total / wall:>9,.0f}")
     for name, r in results.items():
         top = ", ".join(f"{k} ({v:,})" for k, v in r.outcomes.most_common(8))
-        print(f"\n{name}: {len(r.outcomes)} distinct outcomes; slowest input {r.slowest * 1000:.1f} ms\n  {top}")
+        print(f"\n{name}: {len(r.outcomes)} distinct outcomes; "
+              f"slowest input {r.slowest * 1000:.1f} ms\n  {top}")
     _summary(out, seed, jobs, wall, results)
     if not found:
         print(f"\nfuzz: 0 findings in {total:,} inputs (summary in {out}/summary.json)")

@@ -19,7 +19,8 @@ VMAC = f"00:00:5e:00:01:{VRID:02x}"
 FAILOVER_BOUND_S = 2.0          # Master_Down_Interval 0.36 s at 100 ms; margin for a loaded box
 
 
-# the unicast_peers departure (SPEC §3) is what is tested here: no rfc mark for 7.2-7
+# the unicast_peers departure (docs/conformance.md, "Departures") is what is tested here: no rfc
+# mark for 7.2-7
 @pytest.mark.parametrize("higher", [
     pytest.param(h, marks=row("keepalived", 4, "unicast", "v3",
                               "keepalived `unicast_peer { r-other }`; vmacd `unicast_peers = "

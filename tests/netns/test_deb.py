@@ -146,7 +146,8 @@ def test_maintainer_scripts_touch_no_sysctl_and_leave_systemd_to_its_helpers(deb
 def test_contents_nothing_vendored_compiled_or_cached(debs):
     files = contents(debs["vmacd"]) + contents(debs["vmacd-lab"])
     for path in files:
-        assert not re.search(r"\.(whl|so|pyc|pyo|egg)$|__pycache__|\.(dist|egg)-info|/usr/lib/vmacd/", path), path
+        assert not re.search(r"\.(whl|so|pyc|pyo|egg)$|__pycache__|\.(dist|egg)-info|/usr/lib/vmacd/",
+                             path), path
         assert not path.startswith(("./etc/sysctl.d", "./usr/lib/sysctl.d", "./lib/sysctl.d")), path
         if path.startswith(PYLIB) and not path.endswith("/"):
             assert path.endswith(".py"), path
@@ -228,8 +229,9 @@ def test_install_upgrade_purge_succeed_and_leave_nothing(sandbox):
     got = sandbox["installed"]
     assert got["version"]["stdout"].startswith("vmacd ") and got["version"]["rc"] == 0, got["version"]
     assert got["ctl"]["rc"] == 2 and "cannot reach vmacd" in got["ctl"]["stderr"], got["ctl"]
-    assert got["lab"]["stdout"].splitlines() == ["/usr/share/vmacd-lab/topologies", "/usr/share/vmacd-lab/scenarios",
-                                                 "['c1', 'r1', 'r2']"], got["lab"]
+    assert got["lab"]["stdout"].splitlines() == [
+        "/usr/share/vmacd-lab/topologies", "/usr/share/vmacd-lab/scenarios", "['c1', 'r1', 'r2']",
+    ], got["lab"]
     assert got["lab_help"]["rc"] == 0 and "usage: vmac-lab" in got["lab_help"]["stdout"], got["lab_help"]
     assert "vmacd/__pycache__" in got["bytecode"] and "vmaclab/__pycache__" in got["bytecode"]
     assert got["conffiles"].split()[0] == "/etc/vmacd/vmacd.toml"

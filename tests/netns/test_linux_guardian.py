@@ -21,7 +21,7 @@ from vmacd.linux.link import PacketSender
 VMAC4 = "00:00:5e:00:01:33"
 BOUND = 0.6                     # the fake instance's handover bound (s)
 
-FAKE_DAEMON = """
+FAKE_DAEMON = f"BOUND = {BOUND}\n" + """
 import ipaddress, sys, time
 from vmacd.core import wire
 from vmacd.linux.links import Links
@@ -36,7 +36,7 @@ frame = wire.build_frame(v.mac, wire.build_ip_packet(adv, src="192.0.2.1", dst="
 g = Guardian.start()
 g.own({"instance": "lan", "ifindex": v.ifindex, "vmac": True, "parent": parent, "family": 4,
        "vrid": 51, "version": 3, "primary": "192.0.2.1", "interval_cs": 10,
-       "vips": ["192.0.2.254/24"], "src_mac": v.mac, "bound": %(bound)s, "peers": [],
+       "vips": ["192.0.2.254/24"], "src_mac": v.mac, "bound": BOUND, "peers": [],
        "stop": [], "auth": "none", "frame": frame.hex()})
 g.vip(parent, "198.51.100.254/24")
 g.vip(parent, "203.0.113.254/24")
@@ -46,7 +46,7 @@ if sys.argv[1] == "disarm":
     g.disarm()
     print("disarmed", flush=True)
 time.sleep(60)
-""" % {"bound": BOUND}
+"""
 
 
 @pytest.fixture

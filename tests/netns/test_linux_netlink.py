@@ -75,6 +75,12 @@ def from_mac(frames, mac):
     return [f for f in frames if f[6:12] == raw]
 
 
+def _replying_macs(arping_out):
+    """The MACs arping printed replies from ("Unicast reply from IP [MAC]")."""
+    return {line.split("[")[1].split("]")[0].lower() for line in arping_out.splitlines()
+            if "reply from" in line.lower()}
+
+
 @pytest.mark.rfc("9568-7.4-1")
 @pytest.mark.parametrize("family,mac", [(4, VMAC4), (6, VMAC6)])
 def test_create_makes_silent_down_macvlan(lab, mgr, family, mac):
@@ -205,30 +211,28 @@ def test_master_arp_reply_only_from_vmac(lab, mgr):
         v6 = mgr.create("lan6", "eth0", VRID, 6)     # an IPv6 vMAC must not answer ARP either
         mgr.claim(v6, ["fe80::1/64"])
     out = n.sh(r2, "arping", "-c", "3", "-w", "2", "-I", "eth0", "192.0.2.254", check=False)
-    macs = {line.split("[")[1].split("]")[0].lower() for line in out.splitlines() if "reply from" in line.lower()}
+    macs = _replying_macs(out)
     assert macs == {VMAC4}
     # the opposite: with the parent's arp_ignore back at 0 the parent answers too, with its MAC
     with nsutil.entered(r1):
         assert guard.restore() == []
     out = n.sh(r2, "arping", "-c", "3", "-w", "2", "-I", "eth0", "192.0.2.254", check=False)
-    macs = {line.split("[")[1].split("]")[0].lower() for line in out.splitlines() if "reply from" in line.lower()}
+    macs = _replying_macs(out)
     assert VMAC4 in macs and len(macs) == 2
 
 
 def test_sysctl_guard_sets_and_restores(lab):
     n, r1, _ = lab
     cat = lambda k: n.sh(r1, "cat", f"/proc/sys/net/ipv4/conf/eth0/{k}").strip()
-    before = (cat("arp_ignore"), cat("arp_announce"))
+    keys = ("arp_ignore", "arp_announce", "accept_local")
+    before = tuple(cat(k) for k in keys)
     with nsutil.entered(r1):
         with sysctl.SysctlGuard() as guard:
             guard.configure_parent("eth0")
-            assert (cat("arp_ignore"), cat("arp_announce")) == ("1", "2")
-            assert set(guard.saved()) == {"/proc/sys/net/ipv4/conf/eth0/arp_ignore",
-                                          "/proc/sys/net/ipv4/conf/eth0/arp_announce",
-                                          "/proc/sys/net/ipv4/conf/eth0/accept_local"}
+            assert tuple(cat(k) for k in keys) == ("1", "2", "1")
         with pytest.raises(sysctl.SysctlError, match="nope0"):
             sysctl.SysctlGuard().configure_parent("nope0")
-    assert (cat("arp_ignore"), cat("arp_announce")) == before
+    assert tuple(cat(k) for k in keys) == before          # every value it set is put back
 
 
 CRASHER = """

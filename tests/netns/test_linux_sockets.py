@@ -7,6 +7,7 @@ import ipaddress
 import select
 import socket
 import time
+from typing import NamedTuple
 
 import nsutil
 import pytest
@@ -14,8 +15,6 @@ from scapy.layers.inet import IP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.vrrp import VRRPv3
-
-from typing import NamedTuple
 
 from vmacd.linux import links as netlink
 from vmacd.linux.link import PacketSender
@@ -172,9 +171,8 @@ def test_private_mode_split_brain_advert_arrives_on_the_macvlan(lab):
     tx.send(v4_frame())
     assert recv_one(on_parent) is not None
     with nsutil.entered(r2):
-        on_vmac.leave()
         mgr.close()
-    for s in (on_parent, on_vmac, tx):
+    for s in (on_parent, on_vmac, tx):           # closing drops the group membership
         s.close()
 
 

@@ -17,7 +17,7 @@ def test_reload_waits_for_a_missing_interface_and_adds_an_instance(lab):
     r1.conf_path.write_text(base + extra.format(name="two", iface="nope0"))
     reply = r1.control({"cmd": "reload"})
     assert reply["ok"] and "does not exist" in reply["waiting"]["two"], reply
-    two = [i for i in r1.status()["instances"] if i["name"] == "two"][0]
+    two = next(i for i in r1.status()["instances"] if i["name"] == "two")
     assert two["state"] == "init" and "nope0" in two["waiting"]
     history = r1.control({"cmd": "history"})["history"]
     r1.conf_path.write_text(base + extra.format(name="two", iface=lb.ifname("r1", "lan")))

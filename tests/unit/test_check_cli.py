@@ -38,8 +38,8 @@ def test_default_config_path():
 def test_appliance_example_is_valid_without_preflight(capsys):
     assert run("--no-preflight", "-c", str(APPLIANCE)) == 0
     out = capsys.readouterr().out
-    assert "ok: node r1, 2 instances, 1 sync group(s) (preflight skipped)" in out
-    assert "  lan: eth1 vrid 51 VRRPv3 IPv4 priority 150 advert 100ms vmac bridge auth hmac-sha256" in out
+    assert "ok: node web-a, 2 instances, 1 sync group(s) (preflight skipped)" in out
+    assert "  web: eth0 vrid 51 VRRPv3 IPv4 priority 150 advert 200ms vmac bridge auth hmac-sha256" in out
 
 
 def test_good_config_prints_summary_and_exits_0(tmp_path, capsys, no_system):
@@ -101,7 +101,7 @@ def test_unusable_call_exits_2(tmp_path, capsys, make):
 def test_dispatch_through_vmacd_main(capsys):
     from vmacd.cli.main import main
     assert main(["check", "--no-preflight", "-c", str(APPLIANCE)]) == 0
-    assert "ok: node r1" in capsys.readouterr().out
+    assert "ok: node web-a" in capsys.readouterr().out
     assert main(["check", "-c", "/nonexistent/vmacd.toml"]) == 2
 
 
@@ -132,8 +132,9 @@ def test_a_missing_key_file_is_reported_with_the_config_errors(tmp_path, capsys)
     assert run("-c", str(path)) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"{path}: instance[lan].priority: must be 1..255, got 0")
-    assert err[1:] == [f'{path}: auth.hb.key_file: cannot read "{tmp_path}/hb.key": No such file or directory',
-                       f"{path}: invalid: 2 error(s)"]
+    assert err[1:] == [
+        f'{path}: auth.hb.key_file: cannot read "{tmp_path}/hb.key": No such file or directory',
+        f"{path}: invalid: 2 error(s)"]
 
 
 def test_no_preflight_still_gives_the_config_warnings(tmp_path, capsys):

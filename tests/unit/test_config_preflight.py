@@ -217,7 +217,8 @@ stop = ["/etc/init.d/lighttpd", "stop"]
 
 def test_services_must_exist_on_the_box_with_the_debian_names_as_a_hint():
     box = FakeSystem(executables={"/usr/sbin/service", "/usr/bin/systemctl", "/etc/init.d/lighttpd"},
-                     services={"lighttpd": "/etc/init.d/lighttpd", "mariadb": "/lib/systemd/system/mariadb.service",
+                     services={"lighttpd": "/etc/init.d/lighttpd",
+                               "mariadb": "/lib/systemd/system/mariadb.service",
                                "mariadb.service": "/lib/systemd/system/mariadb.service"})
     hint = "; on Debian it is apache2, lighttpd or nginx (here: lighttpd)"
     assert rendered(cfg(SERVICES), box) == [

@@ -102,22 +102,32 @@ def sockdir() -> Iterator[str]:
 
 @contextlib.contextmanager
 def running_server(path: str, daemon: FakeDaemon | None = None, **kw) -> Iterator[ControlServer]:
-    """A ControlServer on its own vmacd loop in a thread (for blocking clients like vmacctl)."""
+    """A ControlServer on its own vmacd loop in a thread (for blocking clients like vmacctl).
+
+    The loop is single-threaded: the test stops it through a pipe the loop reads."""
     loop = Loop()
     daemon = daemon or FakeDaemon()
     daemon.loop = loop
     server = ControlServer(loop, path, Dispatcher(daemon), **kw)
     server.start()
+    stop_r, stop_w = os.pipe()
+
+    def stop() -> None:
+        loop.remove_reader(stop_r)
+        server.stop()
+        loop.stop()
+
+    loop.add_reader(stop_r, stop)
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     try:
         yield server
     finally:
-        done = threading.Event()
-        loop.call_soon_threadsafe(lambda: (server.stop(), loop.stop(), done.set()))
-        done.wait(5)
+        os.write(stop_w, b"\0")
         thread.join(5)
         loop.close()
+        os.close(stop_r)
+        os.close(stop_w)
 
 
 def ask(path: str, payload: bytes, replies: int = 1, shut: bool = False) -> list[dict]:
@@ -165,7 +175,8 @@ def test_round_trips(sockdir):
         assert r["ok"] and r["added"] == ["dmz"] and daemon.reloads == 1
         daemon.refuse = "vmacd.toml: instance[lan].vrid: must be 1..255, got 300"
         r = ask(path, b'{"cmd":"reload"}\n')[0]
-        assert r == {"ok": False, "error": "reload refused: vmacd.toml: instance[lan].vrid: must be 1..255, got 300"}
+        assert r == {"ok": False,
+                     "error": "reload refused: vmacd.toml: instance[lan].vrid: must be 1..255, got 300"}
 
 
 def test_malformed_requests_get_errors_in_order_and_server_keeps_serving(sockdir):

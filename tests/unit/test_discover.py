@@ -49,7 +49,8 @@ def test_not_executable_masked_and_odd_names_do_not_count(tmp_path):
 
 def test_which_service_a_command_controls():
     assert controlled_service(["/usr/sbin/service", "httpd", "start"]) == "httpd"
-    assert controlled_service(["/usr/bin/systemctl", "--no-block", "start", "nginx.service"]) == "nginx.service"
+    assert (controlled_service(["/usr/bin/systemctl", "--no-block", "start", "nginx.service"])
+            == "nginx.service")
     assert controlled_service(["systemctl", "is-active", "--quiet", "nginx"]) == "nginx"
     assert controlled_service(["/usr/bin/systemctl", "daemon-reload"]) is None
     assert controlled_service(["/etc/init.d/apache2", "status"]) == "apache2"

@@ -205,3 +205,70 @@ def test_exclusive_resources_stop_before_priority_zero():
     out = r.handle(adv(50), t + 0.6)
     assert r.state is State.STOPPED and any(isinstance(a, Stopped) for a in out)
     assert any(isinstance(a, ReleaseVips) for a in out)
+
+
+def _preempting(**kw) -> tuple[VirtualRouter, float, list]:
+    """A backup (priority 200) that hears a live lower master (100) and preempts it."""
+    r = VirtualRouter(params(priority=200, **kw))
+    r.handle(Startup(), 0.0)
+    r.handle(adv(100), 0.5)                        # lower: discarded, we will preempt
+    t = r.get_timer() or 0.0
+    out = r.handle_timer(t)
+    assert r.state is State.MASTER and any(isinstance(a, ClaimVips) for a in out)
+    return r, t, out
+
+
+def test_a_preempting_master_starts_exclusive_resources_only_once_the_old_master_let_go():
+    r, t, out = _preempting(stop_before_leave=True)
+    assert RunResources("start") not in out            # the old master may still hold the disk
+    assert r.snapshot()["timers"]["resources_start"] is not None
+    out = r.handle(adv(100), t + 0.5)                 # still advertising: its resources stop
+    assert sent(out) == [200] and not any(isinstance(a, (DualMaster, RunResources)) for a in out)
+    assert RunResources("start") in r.handle(adv(0), t + 0.8)     # priority 0: it let go
+    assert r.snapshot()["timers"]["resources_start"] is None
+
+
+def test_the_preempted_master_falling_silent_starts_the_resources_after_its_down_interval():
+    r, t, _out = _preempting(stop_before_leave=True)
+    r.handle(adv(100), t + 0.5)
+    deadline = r.get_timer()
+    mdi_100 = 3 * 1.0 + (256 - 200) / 256              # its interval, our priority's skew
+    assert r.snapshot()["timers"]["resources_start"] == pytest.approx(t + 0.5 + mdi_100)
+    while deadline is not None and deadline < t + 0.5 + mdi_100 - 1e-9:
+        assert RunResources("start") not in r.handle_timer(deadline)
+        deadline = r.get_timer()
+    assert RunResources("start") in r.handle_timer(t + 0.5 + mdi_100)
+
+
+def test_preemption_without_exclusive_resources_starts_them_at_once():
+    _r, _t, out = _preempting()
+    assert RunResources("start") in out
+
+
+def test_a_takeover_after_priority_zero_starts_exclusive_resources_at_once():
+    r = VirtualRouter(params(priority=200, stop_before_leave=True))
+    r.handle(Startup(), 0.0)
+    r.handle(adv(100), 0.5)
+    r.handle(adv(0), 0.6)                              # it let go before our timer fired
+    out = r.handle_timer(r.get_timer() or 0.0)
+    assert r.state is State.MASTER and RunResources("start") in out
+
+
+def test_a_preempted_master_with_exclusive_resources_stops_them_before_it_yields():
+    r = master(stop_before_leave=True)
+    t = r.get_timer() or 0.0
+    out = r.handle(adv(200), t)                        # a higher priority preempts us
+    assert r.state is State.MASTER and r.leaving and RunResources("stop") in out
+    assert not any(isinstance(a, ReleaseVips) for a in out)
+    assert r.handle(adv(200), t + 0.1) == []          # no yielding before the disk is free
+    assert sent(r.handle_timer(r.get_timer())) == [100]            # still advertising
+    out = r.handle(ResourcesStopped(), t + 1.5)
+    assert sent(out) == [0]
+    out = r.handle(adv(200), t + 1.6)
+    assert r.state is State.BACKUP and any(isinstance(a, ReleaseVips) for a in out)
+
+
+def test_an_ordinary_master_yields_to_a_higher_priority_at_once():
+    r = master()
+    out = r.handle(adv(200), r.get_timer() or 0.0)
+    assert r.state is State.BACKUP and any(isinstance(a, StateChanged) for a in out)

@@ -131,7 +131,7 @@ def test_the_lab_copy_is_the_seed_with_documentation_addresses():
         assert len(seed) == len(lab), name           # same line numbers in notes
         mapped = [line.replace("192.168.100.1", "198.51.100.11").replace("10.1.1.1", "192.0.2.254")
                   for line in seed]
-        assert [a for a, b in zip(mapped, lab) if a != b and not a.startswith("#")] == [], name
+        assert [a for a, b in zip(mapped, lab, strict=True) if a != b and not a.startswith("#")] == [], name
 
 
 def test_md5_key_becomes_the_same_hmac_key_on_every_node():
@@ -209,7 +209,8 @@ def test_address_spec_interface_and_prefix_win_and_a_mismatch_is_noted(tmp_path)
 def test_dual_stack_group_splits_into_a_sync_group_with_resources_on_the_first(tmp_path):
     d = make_dir(tmp_path, "node a\nping 192.0.2.1\n", None,
                  "a IPaddr2::192.0.2.10/24 IPv6addr::2001:db8::10/64 nginx\n")
-    box = FakeBox(services={"nginx": Service("systemd", "nginx.service", "/lib/systemd/system/nginx.service")})
+    box = FakeBox(services={
+        "nginx": Service("systemd", "nginx.service", "/lib/systemd/system/nginx.service")})
     box.nics["eth0"] = [*TWO_NICS["eth0"], "2001:db8::11/64"]
     cfg, result = translate(d, node="a", box=box)
     v4, v6 = cfg.instances

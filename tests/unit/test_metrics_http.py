@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import resource
 import shutil
 import socket
@@ -152,7 +153,8 @@ def test_get_metrics_with_an_http_client_library(loop):
     (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 200, lambda h, b, v: b.startswith(b"# HELP")),
     (b"GET /metrics?x=1 HTTP/1.0\n\n", 200, lambda h, b, v: v == "HTTP/1.0"),
     (b"HEAD /metrics HTTP/1.1\r\n\r\n", 200, lambda h, b, v: b == b"" and int(h["content-length"]) > 10000),
-    (b"GET / HTTP/1.1\r\n\r\n", 200, lambda h, b, v: b'href="/metrics"' in b and h["content-type"].startswith("text/html")),
+    (b"GET / HTTP/1.1\r\n\r\n", 200,
+     lambda h, b, v: b'href="/metrics"' in b and h["content-type"].startswith("text/html")),
     (b"GET /metric HTTP/1.1\r\n\r\n", 404, lambda h, b, v: b == b"404 Not Found\n"),
     (b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405, lambda h, b, v: h["allow"] == "GET, HEAD"),
     (b"HELLO\r\n\r\n", 400, lambda h, b, v: True),
@@ -332,7 +334,6 @@ def test_a_reader_that_stops_reading_is_dropped_after_the_timeout(loop):
         t0 = time.monotonic()
         pump(loop, lambda: not srv._conns, timeout=3)
         assert 0.25 < time.monotonic() - t0 < 1.5
-        assert srv.served == 0
     finally:
         stuck.close()
         srv.close()
@@ -415,7 +416,7 @@ def test_busy_port_is_a_clear_error_and_close_frees_it(loop):
 
 
 def test_unresolvable_host_is_a_clear_error(loop):
-    with pytest.raises(MetricsError, match="metrics_listen no-such-host.invalid:9650: "):
+    with pytest.raises(MetricsError, match=re.escape("metrics_listen no-such-host.invalid:9650: ")):
         Metrics().serve(loop, "no-such-host.invalid:9650")
 
 

@@ -101,7 +101,7 @@ def make(loop: Loop, vips: str, primary: str, extra: str = "", own=()) -> tuple[
     cfg = load_text(CONF.format(vips=vips, extra=extra), read_files=False).instances[0]
     rec = Recorder()
     fam = 6 if ":" in primary else 4
-    vmac = Vmac("lan", "vm2.51.4", 3, "eth0", 2, 51, fam, f"00:00:5e:00:0{fam // 2 - 1}:33"
+    vmac = Vmac("lan", "vm2.51.4", 3, "eth0", 51, fam, f"00:00:5e:00:0{fam // 2 - 1}:33"
                 if fam == 4 else "00:00:5e:00:02:33", "bridge")
     with mock.patch("vmacd.runner.PacketSender", return_value=rec):
         runner = Runner(cfg, Deps(loop, rec), parent_index=2, parent_mac="02:00:00:00:00:0b",
@@ -143,12 +143,12 @@ def test_no_announcement_once_the_vips_are_gone(loop):
     the box no longer has."""
     runner, rec = make(loop, '"192.0.2.254/24"', "192.0.2.11")
     take_over(runner)
-    frames = runner.announce_frames()
+    frames = runner.out.announce_frames()
     higher = wire.Advertisement(3, 51, 200, 10, (ipaddress.ip_address("192.0.2.254"),),
                                 src=ipaddress.ip_address("192.0.2.12"))
     runner.execute(runner.router.handle(AdvertReceived(higher), loop.time()))
     rec.calls.clear()
-    runner._send_frames(frames)                 # what a pending repeat would do
+    runner.out.send_frames(frames)              # what a pending repeat would do
     assert rec.calls == []
 
 
@@ -163,7 +163,7 @@ def test_a_repeated_advert_takes_the_short_path_and_still_counts(loop):
     pkt = _packet(200)
     with mock.patch("vmacd.core.wire.decode", wraps=wire.decode) as decode:
         for _ in range(5):
-            runner.receive4(pkt, 20)
+            runner.intake.receive4(pkt, 20)
     assert decode.call_count == 1                        # the other four were repeats
     assert runner.metrics.n_received == 5
     assert runner.router.state is State.BACKUP and runner.router.master_seen.priority == 200
@@ -172,11 +172,11 @@ def test_a_repeated_advert_takes_the_short_path_and_still_counts(loop):
 def test_a_stalled_backup_reads_its_sockets_before_taking_over(loop):
     runner, _rec = make(loop, '"192.0.2.254/24"', "192.0.2.11")
     runner.handle(Startup())
-    runner.receive4(_packet(200), 20)
+    runner.intake.receive4(_packet(200), 20)
     deps = runner.d
     runner._timer = None
     with mock.patch.object(loop, "time", return_value=runner.router.get_timer() + 0.001):
-        deps.drain = lambda: runner.receive4(_packet(200, "192.0.2.12"), 20)   # queued advert
+        deps.drain = lambda: runner.intake.receive4(_packet(200, "192.0.2.12"), 20)  # queued
         runner.on_timer()
     assert runner.router.state is State.BACKUP           # the queued advert kept it backup
 
@@ -185,10 +185,10 @@ def test_our_own_source_address_is_a_replay_and_the_master_reasserts(loop):
     runner, rec = make(loop, '"192.0.2.254/24"', "192.0.2.11")
     take_over(runner)
     rec.calls.clear()
-    runner.receive4(_packet(100, src="192.0.2.11"), 20)
+    runner.intake.receive4(_packet(100, src="192.0.2.11"), 20)
     assert rec.calls == [("send", "advert")]             # one frame from the vMAC at once
     for _ in range(100):                                 # a flood: the rate limit holds
-        runner.receive4(_packet(100, src="192.0.2.11"), 20)
+        runner.intake.receive4(_packet(100, src="192.0.2.11"), 20)
     assert 1 < len(rec.calls) <= 25
 
 

@@ -8,8 +8,8 @@ import tempfile
 
 import pytest
 
-from vmacd.loop import Loop
 from vmacd.linux.sdnotify import Notifier, socket_address
+from vmacd.loop import Loop
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ def setargs(parser: argparse.ArgumentParser) -> None:
 
 def _socket_path(args: argparse.Namespace) -> str | None:
     """The control socket to probe: -s, else the config's control_socket, else the default."""
-    if args.socket:
-        return args.socket
+    given: str | None = args.socket
+    if given:
+        return given
     if args.config:
         from vmacd.config.load import ConfigError, load
         try:

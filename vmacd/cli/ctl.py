@@ -13,17 +13,20 @@ import json
 import socket
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 DEFAULT_SOCKET = "/run/vmacd/vmacd.sock"
 MAX_REPLY = 16 * 1024 * 1024
+
+#: A request, or a reply as json.loads gives it (values Any): each printer checks what it uses.
+JsonObject = dict[str, Any]
 
 
 class Unreachable(Exception):
     """The daemon could not be asked or did not answer properly (exit 2)."""
 
 
-def request(path: str, req: dict, timeout: float = 10.0) -> dict:
+def request(path: str, req: JsonObject, timeout: float = 10.0) -> JsonObject:
     """Send one request line, read one reply line. Raises Unreachable with a clear message."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -87,12 +90,15 @@ def table(rows: list[list[str]], out: TextIO) -> None:
     if not rows:
         return
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out.writelines("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in rows)
+    out.writelines("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
+                   for row in rows)
 
 
-def print_status(reply: dict, out: TextIO, now: float | None = None) -> None:
+def print_status(reply: JsonObject, out: TextIO, now: float | None = None) -> None:
     now = time.time() if now is None else now
-    out.write(f"node {reply.get('node', '?')}  vmacd {reply.get('version', '?')}\n")
+    sch = reply.get("scheduling") if isinstance(reply.get("scheduling"), dict) else {}
+    rt = f"  scheduling {sch.get('policy')} {sch.get('priority')}" if sch else ""
+    out.write(f"node {reply.get('node', '?')}  vmacd {reply.get('version', '?')}{rt}\n")
     rows = [["INSTANCE", "VRID", "IF", "V", "STATE", "PRIO", "EFF", "MASTER", "ADVERT", "DOWN",
              "SINCE", "VIPS", "TRACK"]]
     for inst in reply.get("instances") or []:
@@ -100,8 +106,9 @@ def print_status(reply: dict, out: TextIO, now: float | None = None) -> None:
             continue
         master = inst.get("master")
         seen = f"{master.get('src')}/{master.get('priority')}" if isinstance(master, dict) else "-"
-        timers = inst.get("timers") if isinstance(inst.get("timers"), dict) else {}
-        trackers = inst.get("trackers") if isinstance(inst.get("trackers"), dict) else {}
+        timers, trackers = inst.get("timers"), inst.get("trackers")
+        timers = timers if isinstance(timers, dict) else {}
+        trackers = trackers if isinstance(trackers, dict) else {}
         state = str(inst.get("state", "?")) + (" (maint)" if inst.get("maintenance") else "")
         if inst.get("waiting"):
             state += f" (waiting: {inst['waiting']})"
@@ -126,7 +133,7 @@ def print_status(reply: dict, out: TextIO, now: float | None = None) -> None:
                 out.write(f"{inst.get('name', '?')}: peer {peer.get('src', '?')}: {note}\n")
 
 
-def print_history(reply: dict, out: TextIO) -> None:
+def print_history(reply: JsonObject, out: TextIO) -> None:
     rows = [["TIME", "INSTANCE", "FROM", "TO", "REASON"]]
     for ev in reply.get("history") or []:
         if not isinstance(ev, dict):
@@ -139,7 +146,7 @@ def print_history(reply: dict, out: TextIO) -> None:
     table(rows, out)
 
 
-def print_reload(reply: dict, out: TextIO) -> None:
+def print_reload(reply: JsonObject, out: TextIO) -> None:
     out.write("reload: config accepted\n")
     for key in ("added", "removed", "updated", "restarted", "unchanged"):
         names = reply.get(key) or []
@@ -148,7 +155,7 @@ def print_reload(reply: dict, out: TextIO) -> None:
         out.write(f"  waiting   {name}: {why}\n")
 
 
-def print_maintenance(reply: dict, out: TextIO) -> None:
+def print_maintenance(reply: JsonObject, out: TextIO) -> None:
     on = reply.get("maintenance")
     out.write(f"{reply.get('instance', '?')}: maintenance {'on' if on else 'off'}")
     if reply.get("persistent"):
@@ -160,7 +167,7 @@ def print_maintenance(reply: dict, out: TextIO) -> None:
     out.write("\n")
 
 
-def print_clear(reply: dict, out: TextIO) -> None:
+def print_clear(reply: JsonObject, out: TextIO) -> None:
     cleared = reply.get("cleared") or []
     out.write(f"{reply.get('instance', '?')}: "
               + (f"forgot the failures of {', '.join(cleared)}" if cleared else "no failures")
@@ -171,14 +178,15 @@ def print_clear(reply: dict, out: TextIO) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vmacctl", description="control a running vmacd")
-    p.add_argument("-s", "--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})")
+    p.add_argument("-s", "--socket", default=DEFAULT_SOCKET,
+                   help=f"control socket (default {DEFAULT_SOCKET})")
     p.add_argument("-t", "--timeout", type=float, default=30.0, help="seconds to wait for the answer")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     s = sub.add_parser("status", help="state, priorities, master seen, timers per instance")
@@ -201,9 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def to_request(args: argparse.Namespace) -> dict:
+def to_request(args: argparse.Namespace) -> JsonObject:
     if args.cmd == "maintenance":
-        req = {"cmd": "maintenance", "instance": args.instance, "on": args.mode == "on"}
+        req: JsonObject = {"cmd": "maintenance", "instance": args.instance, "on": args.mode == "on"}
         if args.force:
             req["force"] = True
         if args.persist:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vmacd.config import model
@@ -194,7 +194,8 @@ def _virtual_ips(r: Reader, version: int | None, ll_first: bool = True) -> tuple
         addr = vip.ip
         if "%" in text:
             # adverts carry bare addresses: fe80::1%eth0 would never equal a received fe80::1
-            r.issues.add(path, f"must not have a %zone (the instance's interface is the zone), got {show(text)}")
+            r.issues.add(path, "must not have a %zone (the instance's interface is the zone), "
+                               f"got {show(text)}")
         elif addr.is_multicast or addr.is_unspecified or addr.is_loopback:
             r.issues.add(path, f"must be a unicast address, got {show(text)}")
         elif out and vip.version != out[0].version:
@@ -212,7 +213,8 @@ def _virtual_ips(r: Reader, version: int | None, ll_first: bool = True) -> tuple
     return tuple(out)
 
 
-def _link_local_first(r: Reader, vips: list[model.IPInterface], texts: list[str], ll_first: bool) -> None:
+def _link_local_first(r: Reader, vips: list[model.IPInterface], texts: Sequence[str],
+                      ll_first: bool) -> None:
     """RFC 9568 §5.2.9 / §6.1: the VR link-local first; with ipv6_link_local_first = false a list
     without one (keepalived's and FRR's usual), but never a link-local behind a global address."""
     later = [i for i, v in enumerate(vips) if v.ip.is_link_local and i > 0]
@@ -294,7 +296,8 @@ def _track_scripts(r: Reader, scripts: Mapping[str, model.TrackScript | None]
         if name is None:
             continue
         if name not in scripts:
-            sub.error("name", f"no [track_script.{toml_key(name)}] table, got {show(name)}{_hint(name, scripts)}")
+            sub.error("name", f"no [track_script.{toml_key(name)}] table, "
+                              f"got {show(name)}{_hint(name, scripts)}")
             continue
         script = scripts[name]
         if script is not None:

@@ -37,7 +37,7 @@ __all__ = ["ConfigError", "ConfigIssue", "load", "load_text"]
 
 TOP_KEYS = ("global", "auth", "instance", "track_script", "resource", "sync_group")
 GLOBAL_KEYS = ("node", "control_socket", "metrics_listen", "notify", "log_format", "log_level",
-               "watchdog", "state_dir")
+               "watchdog", "state_dir", "realtime_priority")
 AUTH_KEYS = ("type", "key", "key_file")
 SCRIPT_KEYS = ("command", "interval", "timeout", "rise", "fall")
 RESOURCE_KEYS = ("kind", "start", "stop", "timeout", "monitor", "monitor_interval", "monitor_timeout",
@@ -156,6 +156,7 @@ def _global(r: Reader) -> model.Global:
         log_level=r.string("log_level", "info", model.LOG_LEVELS),
         watchdog=r.seconds("watchdog", "0s"),
         state_dir=r.string("state_dir", model.DEFAULT_STATE_DIR, check=check_abs_path),
+        realtime_priority=r.integer("realtime_priority", 0, 99, default=model.DEFAULT_RT_PRIORITY),
     )
 
 

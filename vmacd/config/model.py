@@ -27,6 +27,7 @@ DEFAULT_PATH = "/etc/vmacd/vmacd.toml"
 DEFAULT_CONTROL_SOCKET = "/run/vmacd/vmacd.sock"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9650"
 DEFAULT_STATE_DIR = "/var/lib/vmacd"
+DEFAULT_RT_PRIORITY = 5       # low in the real-time range: ahead of normal processes only
 DEFAULT_PRIORITY = 100        # RFC 9568 §6.1 (9568-6.1-2)
 DEFAULT_INTERVAL_CS = 100     # RFC 9568 §6.1 (9568-6.1-4): 1 s
 OWNER_PRIORITY = 255          # address owner (9568-5.2.4-1)
@@ -42,6 +43,7 @@ class Global:
     log_level: str = "info"
     watchdog: float = 0.0                       # seconds; 0 = take WATCHDOG_USEC from systemd, if any
     state_dir: str = DEFAULT_STATE_DIR          # persistent state (maintenance --persist)
+    realtime_priority: int = DEFAULT_RT_PRIORITY  # SCHED_RR priority; 0 = normal scheduling
 
     @property
     def metrics_enabled(self) -> bool:

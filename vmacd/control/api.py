@@ -6,9 +6,12 @@ import os
 from typing import TYPE_CHECKING
 
 from vmacd import __version__
+from vmacd.linux import sched
 from vmacd.loop import Deferred
+from vmacd.status import HistoryEntry, history, instance_status, waiting_status
 
 if TYPE_CHECKING:
+    from vmacd.control.commands import JsonObject
     from vmacd.daemon import Daemon
 
 
@@ -18,34 +21,31 @@ class ControlAPI:
     def __init__(self, daemon: Daemon) -> None:
         self.d = daemon
 
-    def status(self) -> dict:
+    def status(self) -> JsonObject:
         d = self.d
-        instances = [r.status() for r in d.runners.values()]
+        instances = [instance_status(r) for r in d.runners.values()]
         for name in d.config.instance_names:
             if name in d.runners:
                 continue
-            cfg = d.config.instance(name)
-            why = d.waiting.get(name) or "starting"
-            instances.append({"name": name, "vrid": cfg.vrid, "interface": cfg.interface,
-                              "family": cfg.family, "version": cfg.version, "state": "init",
-                              "priority": cfg.priority, "effective_priority": cfg.priority,
-                              "vips": [str(v) for v in cfg.virtual_ips], "master": None,
-                              "waiting": why})
+            instances.append(waiting_status(d.config.instance(name),
+                                            d.waiting.get(name) or "starting"))
         order = {n: i for i, n in enumerate(d.config.instance_names)}
         instances.sort(key=lambda i: order.get(i["name"], len(order)))
+        policy, prio = sched.policy_of(0)
         return {"node": d.config.global_.node, "version": __version__, "pid": os.getpid(),
-                "instances": instances}
+                "scheduling": {"policy": policy, "priority": prio}, "instances": instances}
 
-    def history(self) -> list[dict]:
+    def history(self) -> list[HistoryEntry]:
         d = self.d
-        out = [h for r in d.runners.values() for h in r.history()]
+        out = [h for r in d.runners.values() for h in history(r)]
         return sorted(out, key=lambda h: h["time"])
 
-    def maintenance(self, instance: str, on: bool, force: bool, persist: bool) -> Deferred:
+    def maintenance(self, instance: str, on: bool, force: bool,
+                    persist: bool) -> Deferred[JsonObject]:
         runner = self.d.runners[instance]          # KeyError -> "unknown instance" reply
-        reply = Deferred()
+        reply: Deferred[JsonObject] = Deferred()
 
-        def done(answer: dict) -> None:
+        def done(answer: JsonObject) -> None:
             if answer.get("ok") is not False:
                 if persist or not on:
                     try:
@@ -60,8 +60,8 @@ class ControlAPI:
         runner.maintenance(on, force).then(done)
         return reply
 
-    def clear(self, instance: str) -> dict:
+    def clear(self, instance: str) -> JsonObject:
         return self.d.runners[instance].clear()
 
-    def reload(self) -> Deferred:
+    def reload(self) -> Deferred[JsonObject]:
         return self.d.reloader.reload()

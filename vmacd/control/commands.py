@@ -18,11 +18,19 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vmacd.loop import Deferred
 
+if TYPE_CHECKING:
+    from vmacd.status import HistoryEntry
+
 log = logging.getLogger("vmacd.control")
+
+#: A request or a reply: a JSON object. Its values are JSON values, typed as json.loads gives
+#: them (Any): validate() checks every field of a request against the type its command declares
+#: before a handler reads it; a reply is only encoded (server.encode_reply).
+JsonObject = dict[str, Any]
 
 
 class ReloadError(Exception):
@@ -32,20 +40,21 @@ class ReloadError(Exception):
 class DaemonAPI(Protocol):
     """What the daemon offers the control plane (implemented by vmacd.daemon)."""
 
-    def status(self) -> dict: ...
+    def status(self) -> JsonObject: ...
 
-    def history(self) -> list[dict]: ...
+    def history(self) -> list[HistoryEntry]: ...
 
-    def maintenance(self, instance: str, on: bool, force: bool, persist: bool) -> Deferred: ...
+    def maintenance(self, instance: str, on: bool, force: bool,
+                    persist: bool) -> Deferred[JsonObject]: ...
 
-    def clear(self, instance: str) -> dict: ...
+    def clear(self, instance: str) -> JsonObject: ...
 
-    def reload(self) -> Deferred: ...
+    def reload(self) -> Deferred[JsonObject]: ...
 
 
-Result = dict | Deferred
-Handler = Callable[[DaemonAPI, dict], Result]
-Reply = Callable[[dict], None]
+Result = JsonObject | Deferred[JsonObject]
+Handler = Callable[[DaemonAPI, JsonObject], Result]
+Reply = Callable[[JsonObject], None]
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ def command(name: str, help: str, *, exclusive: bool = False,
     return register
 
 
-def error(message: str) -> dict:
+def error(message: str) -> JsonObject:
     """An error reply."""
     return {"ok": False, "error": message}
 
@@ -98,7 +107,7 @@ def _check_type(value: object, typ: type) -> bool:
     return isinstance(value, typ)
 
 
-def validate(request: object) -> tuple[Command, dict] | str:
+def validate(request: object) -> tuple[Command, JsonObject] | str:
     """Return (command, args) for a well-formed request, or an error message."""
     if not isinstance(request, dict):
         return f"request must be a JSON object, got {type(request).__name__}"
@@ -110,7 +119,7 @@ def validate(request: object) -> tuple[Command, dict] | str:
     cmd = REGISTRY.get(name)
     if cmd is None:
         return f"unknown command {name!r}; known: {', '.join(sorted(REGISTRY))}"
-    args: dict[str, Any] = {}
+    args: JsonObject = {}
     specs = [(f, t, True, None) for f, t in cmd.fields] + [(f, t, False, d) for f, t, d in cmd.optional]
     for field, typ, required, default in specs:
         if field not in request:
@@ -129,7 +138,7 @@ def validate(request: object) -> tuple[Command, dict] | str:
     return cmd, args
 
 
-def parse_line(line: bytes) -> tuple[object, dict | None]:
+def parse_line(line: bytes) -> tuple[object, JsonObject | None]:
     """One request line -> (the decoded JSON value, None), or (None, an error reply) when the line
     is not UTF-8 JSON. Pure and total: it never raises."""
     try:
@@ -150,7 +159,7 @@ class Dispatcher:
     def __init__(self, api: DaemonAPI) -> None:
         self.api = api
         self._exclusive_busy = False
-        self._waiting: deque[tuple[Command, dict, Reply]] = deque()
+        self._waiting: deque[tuple[Command, JsonObject, Reply]] = deque()
 
     def handle(self, request: object, reply: Reply) -> None:
         """Answer one decoded request through `reply(dict)` (now, or when a Deferred resolves).
@@ -180,14 +189,14 @@ class Dispatcher:
         cmd, args, reply = self._waiting.popleft()
         self._exclusive_busy = True
 
-        def done(answer: dict) -> None:
+        def done(answer: JsonObject) -> None:
             self._exclusive_busy = False
             reply(answer)
             self._next_exclusive()
 
         self._run(cmd, args, done)
 
-    def _run(self, cmd: Command, args: dict, reply: Reply) -> None:
+    def _run(self, cmd: Command, args: JsonObject, reply: Reply) -> None:
         try:
             result = cmd.handler(self.api, args)
         except Exception as exc:       # noqa: BLE001 - a bug must not kill the control plane
@@ -199,7 +208,7 @@ class Dispatcher:
             reply(_finish(cmd, result))
 
 
-def _failure(cmd: Command, exc: Exception) -> dict:
+def _failure(cmd: Command, exc: Exception) -> JsonObject:
     if isinstance(exc, KeyError):
         return error(f"unknown instance {exc.args[0]!r}" if exc.args else "unknown instance")
     if isinstance(exc, ReloadError):
@@ -208,14 +217,14 @@ def _failure(cmd: Command, exc: Exception) -> dict:
     return error(f"internal error in {cmd.name}: {type(exc).__name__}: {exc}")
 
 
-def _finish(cmd: Command, result: object, refusal: bool = False) -> dict:
+def _finish(cmd: Command, result: object, refusal: bool = False) -> JsonObject:
     if isinstance(result, Exception):
         return _failure(cmd, result)
     if not isinstance(result, dict):
         return error(f"internal error in {cmd.name}: returned {type(result).__name__}, expected dict")
     if refusal and result.get("ok") is False:
         return {"ok": False, "error": str(result.get("error", "refused"))}
-    reply = {"ok": True}
+    reply: JsonObject = {"ok": True}
     reply.update(result)
     reply["ok"] = True
     return reply
@@ -225,7 +234,7 @@ def _finish(cmd: Command, result: object, refusal: bool = False) -> dict:
 
 
 @command("help", "list the commands and their fields")
-def _help(api: DaemonAPI, args: dict) -> dict:
+def _help(api: DaemonAPI, args: JsonObject) -> JsonObject:
     return {
         "commands": {
             c.name: {"help": c.help, "fields": {f: t.__name__ for f, t in c.fields},
@@ -237,28 +246,28 @@ def _help(api: DaemonAPI, args: dict) -> dict:
 
 
 @command("status", "per instance: state, priorities, master seen, timers")
-def _status(api: DaemonAPI, args: dict) -> dict:
+def _status(api: DaemonAPI, args: JsonObject) -> JsonObject:
     return api.status()
 
 
 @command("history", "state transitions, oldest first: time, instance, from, to, reason")
-def _history(api: DaemonAPI, args: dict) -> dict:
+def _history(api: DaemonAPI, args: JsonObject) -> JsonObject:
     return {"history": list(api.history())}
 
 
 @command("maintenance", "drain an instance (priority 0, stay backup) or end the drain; refused "
          "when no other router would be master, unless force", instance=str, on=bool,
          optional={"force": (bool, False), "persist": (bool, False)})
-def _maintenance(api: DaemonAPI, args: dict) -> Result:
+def _maintenance(api: DaemonAPI, args: JsonObject) -> Result:
     return api.maintenance(args["instance"], args["on"], args["force"], args["persist"])
 
 
 @command("clear", "forget an instance's resource failures so it may become master again",
          instance=str)
-def _clear(api: DaemonAPI, args: dict) -> Result:
+def _clear(api: DaemonAPI, args: JsonObject) -> Result:
     return api.clear(args["instance"])
 
 
 @command("reload", "re-read the config; a refused config keeps the running one", exclusive=True)
-def _reload(api: DaemonAPI, args: dict) -> Result:
+def _reload(api: DaemonAPI, args: JsonObject) -> Result:
     return api.reload()

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-TYPES = ("counter", "gauge", "histogram", "untyped")
 
 
 class Family(NamedTuple):
@@ -91,7 +90,7 @@ class HistogramShape:
         name = self.name
         out = []
         cum = 0
-        for le, n in zip(self._le, counts):
+        for le, n in zip(self._le, counts, strict=True):
             cum += n
             out.append(f'{name}_bucket{{{lbl}{sep}le="{le}"}} {cum}\n')
         out.append(sample(f"{name}_sum", lbl, total))

@@ -22,9 +22,12 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from vmacd.control.exposition import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from vmacd.loop import Loop, Timer
 
 log = logging.getLogger("vmacd.metrics")
 
@@ -120,7 +123,7 @@ class _Conn:
         self.sent = 0                  # bytes of out[0] already sent
         self.state = "reading"         # -> rendering -> writing -> draining
         self.deadline = now + timeout
-        self.timer: Any = None
+        self.timer: Timer | None = None
         self.born = now
         self.version = "HTTP/1.1"
         self.head_only = False
@@ -129,7 +132,7 @@ class _Conn:
 class MetricsServer:
     """Serves `page()` (a fresh Render per scrape) at /metrics on `listen`, from `loop`."""
 
-    def __init__(self, loop: Any, listen: str, page: Callable[[], Page], *,
+    def __init__(self, loop: Loop, listen: str, page: Callable[[], Page], *,
                  max_conns: int = MAX_CONNS, timeout: float = TIMEOUT,
                  max_request: int = MAX_REQUEST) -> None:
         self.loop = loop
@@ -140,8 +143,7 @@ class MetricsServer:
         self._conns: dict[int, _Conn] = {}
         self._render: Page | None = None
         self._waiting: list[_Conn] = []
-        self.served = 0                          # responses completed (for tests and logs)
-        self._resume: Any = None                 # the timer that resumes accepting
+        self._resume: Timer | None = None        # the timer that resumes accepting
         self._sock = self._bind(listen)
         self.address: tuple[str, int] = self._sock.getsockname()[:2]
         loop.add_reader(self._sock.fileno(), self._accept)
@@ -331,7 +333,6 @@ class MetricsServer:
             conn.deadline = self.loop.time() + self.timeout
         if out:
             return
-        self.served += 1
         self.loop.remove_writer(conn.fd)
         try:
             conn.sock.shutdown(socket.SHUT_WR)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from vmacd import __version__
 from vmacd.control.exposition import (
@@ -29,6 +30,9 @@ from vmacd.control.exposition import (
 from vmacd.control.httpd import MetricsError, MetricsServer, parse_listen
 from vmacd.control.procstat import ProcessStats
 from vmacd.core.wire import DROP_REASONS
+
+if TYPE_CHECKING:
+    from vmacd.loop import Loop
 
 __all__ = [
     "OWN_FRAME_KINDS",
@@ -116,7 +120,7 @@ class InstanceMetrics:
 
     def __init__(self, name: str, vrid: int, interface: str) -> None:
         self.labels = (name, str(vrid), interface)
-        self.lbl = labels(list(zip(LABELS, self.labels)))
+        self.lbl = labels(list(zip(LABELS, self.labels, strict=True)))
         self.removed = False
         self.current = "init"
         self.configured = self.effective = 0
@@ -429,7 +433,7 @@ class Metrics:
             pass
         return r.result()
 
-    def serve(self, loop, listen: str) -> tuple[str, int] | None:
+    def serve(self, loop: Loop, listen: str) -> tuple[str, int] | None:
         """Serve GET /metrics on `listen` ("" = disabled) from `loop`. Returns the bound address.
         Raises MetricsError naming `listen` when it is malformed or cannot be bound."""
         if not listen:

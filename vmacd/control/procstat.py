@@ -68,4 +68,4 @@ class ProcessStats:
             vals = self.values()
         except (OSError, ValueError, IndexError):
             return ""
-        return "".join(fam.header() + sample(fam.name, "", v) for fam, v in zip(FAMILIES, vals))
+        return "".join(fam.header() + sample(fam.name, "", v) for fam, v in zip(FAMILIES, vals, strict=True))

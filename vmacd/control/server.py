@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import socket
 import stat
 from collections import deque
 
-from vmacd.control.commands import Dispatcher, error
+from vmacd.control.commands import Dispatcher, JsonObject, error
 from vmacd.control.framing import LineFramer, Oversize
 from vmacd.loop import Loop, Timer
 
@@ -40,7 +41,7 @@ class ControlError(Exception):
     """The control socket cannot be set up; the message names the path and the cause."""
 
 
-def encode_reply(reply: dict) -> bytes:
+def encode_reply(reply: JsonObject) -> bytes:
     """One reply line; anything json cannot encode is rendered with str()."""
     return json.dumps(reply, default=str, separators=(",", ":")).encode() + b"\n"
 
@@ -78,7 +79,7 @@ def _prepare_path(path: str) -> None:
 
 
 class _Client:
-    __slots__ = ("sock", "framer", "outbuf", "lines", "busy", "eof", "timer", "last")
+    __slots__ = ("busy", "eof", "framer", "last", "lines", "outbuf", "sock", "timer")
 
     def __init__(self, sock: socket.socket, max_request: int) -> None:
         self.sock = sock
@@ -215,11 +216,11 @@ class ControlServer:
             if isinstance(line, Oversize):
                 self._reply(client, error(f"request too large (max {line.limit} bytes)"))
                 continue
-            self.dispatcher.handle_line(line, lambda reply, c=client: self._reply(c, reply))
+            self.dispatcher.handle_line(line, functools.partial(self._reply, client))
         if client.eof and not client.busy and not client.lines and not client.outbuf:
             self._close(client)
 
-    def _reply(self, client: _Client, reply: dict) -> None:
+    def _reply(self, client: _Client, reply: JsonObject) -> None:
         client.busy = False
         if client.sock.fileno() < 0:
             return                            # closed while the answer was on its way

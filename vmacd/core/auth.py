@@ -57,7 +57,6 @@ COUNTER_MAX = 2**64 - 1
 
 AH_PAYLOAD_LEN = 4       # AH length in 32-bit words minus 2 (RFC 2402 §2.2)
 AH_ICV_LEN = 12          # HMAC-MD5-96
-AH_KEY_LEN = 8           # keepalived's auth_data[8]
 AH_SEQ_MAX = 2**32 - 1
 __all__ = ["AH_LEN", "IPPROTO_AH"]   # re-exported for the codec's callers
 
@@ -230,13 +229,14 @@ class ReplayGuard:
         """Accept (and remember) `adv`'s counter or raise PacketError("replay")."""
         info = dict(adv.auth_info)
         name = {"hmac-sha256": "counter", "ah": "seq"}.get(adv.auth_type)
-        if name is None or not isinstance(info.get(name), int):
+        counter = None if name is None else info.get(name)
+        if not isinstance(counter, int):
             raise PacketError("replay", f"auth type {adv.auth_type} carries no counter")
         if info.get("verified") is False:
             raise PacketError("replay", "counter of an unverified advertisement")
         key = (adv.src, adv.vrid, adv.auth_type)
         last = self._highest.get(key)
-        if last is not None and info[name] <= last:
+        if last is not None and counter <= last:
             raise PacketError(
-                "replay", f"{name} {info[name]} from {adv.src} vrid {adv.vrid} not above {last}")
-        self._highest[key] = info[name]
+                "replay", f"{name} {counter} from {adv.src} vrid {adv.vrid} not above {last}")
+        self._highest[key] = counter

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from vmacd.core.params import RouterParams
 from vmacd.core.proto import Advertisement, IPAddress
 
-
 # ----------------------------------------------------------------------------------------------
 # Inputs
 # ----------------------------------------------------------------------------------------------

@@ -9,14 +9,16 @@
 
 and executes the returned actions in order. `now` is float seconds of a monotonic clock.
 
-States: init, backup, master (RFC "Active"), fault, stopped. Everything that decides a transition
-lives in this file: `EVENT_HANDLERS` maps (state, input type) to the handler function,
-`TRANSITIONS` lists the legal (from, to) edges, `_enter`/`_exit` hold the entry and exit actions.
-An input with no row raises LocalProtocolError and changes nothing.
+States: init, backup, master (RFC "Active"), fault, stopped (states.py). `EVENT_HANDLERS` maps
+(state, input type) to the handler function: those for adverts, Startup and Shutdown are here,
+leaving mastership is in handover.py, the other conditions in conditions.py. `TRANSITIONS` lists
+the legal (from, to) edges, `_enter`/`_exit` hold the entry and exit actions, `_transition` is the
+one place the state changes. An input with no row raises LocalProtocolError and changes nothing.
 
 Timers (RFC 9568 §6.2): Adver_Timer runs only in master, Master_Down_Timer only in backup; the
 handover bound only while a master is leaving; the failure hold while a resource failure keeps
-the router out of mastership. Durations come from core/timers.py (exact centiseconds, converted
+the router out of mastership; the resources' start while a master that preempted another waits
+for it to let go of exclusive resources. Durations come from core/timers.py (exact centiseconds, converted
 to seconds once when a deadline is armed).
 
 vmacd's rules beyond RFC 9568 §6.4 are documented in docs/architecture.md ("The state machine")
@@ -26,11 +28,13 @@ handover, resource failures, the address owner's conflicts, v2 interval mismatch
 from __future__ import annotations
 
 import collections
-import enum
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
 
-from vmacd.core import timers
+from vmacd.core import conditions, handover, timers
+from vmacd.core.conditions import all_faults, own_faults
 from vmacd.core.events import (
     Action,
     AdvertReceived,
@@ -65,55 +69,33 @@ from vmacd.core.groups import Directive, MemberView, Tracking, effective_priorit
 from vmacd.core.params import RouterParams
 from vmacd.core.proto import Advertisement, IPAddress
 from vmacd.core.ratelimit import RateLimiter
+from vmacd.core.states import (
+    LEAVE_DRAIN,
+    LEAVE_PREEMPTED,
+    LEAVE_STOP,
+    TRANSITIONS,
+    B,
+    F,
+    I,
+    LocalProtocolError,
+    Lower,
+    M,
+    MasterInfo,
+    S,
+    State,
+    Transition,
+)
+
+__all__ = ["EVENT_HANDLERS", "LocalProtocolError", "RouterParams", "State", "VirtualRouter"]
 
 
-class State(str, enum.Enum):
-    INIT = "init"
-    BACKUP = "backup"
-    MASTER = "master"
-    FAULT = "fault"
-    STOPPED = "stopped"
-
-
-class LocalProtocolError(RuntimeError):
-    """The caller drove the state machine wrongly (our bug, not the peer's). State is unchanged."""
-
-
-I, B, M, F, S = State.INIT, State.BACKUP, State.MASTER, State.FAULT, State.STOPPED
-
-#: Legal transitions. Anything else is a bug and raises.
-TRANSITIONS: frozenset[tuple[State, State]] = frozenset({
-    (I, B), (I, M), (I, F), (I, S),     # Startup (§6.4.1) or Shutdown before Startup
-    (B, M),                             # Master_Down_Timer fired (§6.4.2)
-    (B, F), (B, S),                     # fault; Shutdown (§6.4.2)
-    (M, B),                             # higher priority heard (§6.4.3), maintenance, hold, failure
-    (M, F), (M, S),                     # fault; Shutdown (§6.4.3)
-    (F, B), (F, M), (F, S),             # recovery (owner -> master); Shutdown
-    (S, B), (S, M), (S, F),             # Startup again after a stop
-})
-
-#: Why a master is leaving: a stop, the operator's drain, a sync-group hold, a resource failure.
-LEAVE_STOP, LEAVE_DRAIN, LEAVE_HOLD, LEAVE_FAILURE = "stop", "drain", "hold", "failure"
-
-
-@dataclass(frozen=True)
-class MasterInfo:
-    """The master a backup last accepted: its source, priority and interval (cs), since when."""
+@dataclass
+class Rival:
+    """A lower master heard while we are master: since when, and whether counted already."""
 
     src: IPAddress | None
-    priority: int
-    interval_cs: int
-    time: float
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One history entry: at `time` (s) the state went `old` -> `new` because of `reason`."""
-
-    time: float
-    old: str
-    new: str
-    reason: str
+    first: float
+    counted: bool = False
 
 
 def _addr_int(a: IPAddress | None) -> int:
@@ -140,13 +122,16 @@ class VirtualRouter:
         self._hold_at: float | None = None       # earliest end of a resource-failure hold
         self._leaving: tuple[State, str, str] | None = None   # (target, reason, LEAVE_*)
         self._stopping = False                   # stop_before_leave: waiting for the resources
+        self._lower: Lower | None = None         # the lower master this backup will preempt
+        self._awaiting: Lower | None = None      # the preempted master, until it lets go
+        self._start_at: float | None = None      # exclusive resources start then at the latest
         self._drain_force = False
         self._startup_until = 0.0
         self._lower_since: float | None = None   # preempt_delay: first lower advert of a run
         self._preparing = False                  # PrepareTakeover sent for this run
         self._announced_at: float | None = None  # last re-announce while answering (§6.4.3-14)
         self._owner_src: tuple[IPAddress | None, float] | None = None
-        self._rival: list | None = None          # [src, first heard, counted] of another master
+        self._rival: Rival | None = None         # another master that does not yield
         self._master_entries: collections.deque[float] = collections.deque(maxlen=8)
         self._logs = RateLimiter(params.log_interval)
         self._repeat_ok = False                  # repeat() may stand for the last accepted advert
@@ -190,6 +175,12 @@ class VirtualRouter:
         return self._leaving is not None
 
     @property
+    def serves(self) -> bool:
+        """A master whose resources should run: not leaving, not waiting for a preempted master
+        to let go of exclusive ones."""
+        return self.state is State.MASTER and self._leaving is None and self._start_at is None
+
+    @property
     def holds_vips(self) -> bool:
         """The daemon should have the vMAC up and the VIPs added exactly while this is True."""
         return self.state is State.MASTER
@@ -219,8 +210,8 @@ class VirtualRouter:
 
     def get_timer(self) -> float | None:
         """The earliest armed deadline (absolute seconds), or None when no timer runs."""
-        armed = [t for t in (self._adver_at, self._down_at, self._handover_at, self._hold_at)
-                 if t is not None]
+        armed = [t for t in (self._adver_at, self._down_at, self._handover_at, self._hold_at,
+                             self._start_at) if t is not None]
         return min(armed) if armed else None
 
     def handle_timer(self, now: float) -> list[Action]:
@@ -230,7 +221,7 @@ class VirtualRouter:
         for _ in range(5):  # a firing can arm a new, later deadline; never loops on the same one
             if self._handover_at is not None and now >= self._handover_at:
                 self._handover_at = None
-                out += self._handover_expired(now)
+                out += handover.handover_expired(self, now)
             elif self._adver_at is not None and now >= self._adver_at:
                 # §6.4.3-11, keeping the rhythm: the next deadline counts from this one, not
                 # from a late callback, so delays do not add up; after a stall (more than one
@@ -241,7 +232,9 @@ class VirtualRouter:
             elif self._down_at is not None and now >= self._down_at:
                 out += self._transition(State.MASTER, "master down timer expired", now)  # §6.4.2-7
             elif self._hold_at is not None and now >= self._hold_at:
-                out += self._hold_expired(now)
+                out += conditions.hold_expired(self, now)
+            elif self._start_at is not None and now >= self._start_at:
+                out += handover.start_resources(self, now, "the preempted master fell silent")
             else:
                 break
         return out
@@ -253,7 +246,7 @@ class VirtualRouter:
             self.maintenance or bool(self.failed)
             or (master is not None and master.priority > 0
                 and not self._would_preempt(master.priority, hold=False)))
-        return MemberView(own_fault=bool(self._own_faults()), beaten=beaten,
+        return MemberView(own_fault=bool(own_faults(self)), beaten=beaten,
                           active=self.state not in (State.INIT, State.STOPPED))
 
     def snapshot(self) -> dict[str, object]:
@@ -264,7 +257,7 @@ class VirtualRouter:
             "state": self.state.value, "leaving": self.leaving,
             "priority": p.priority, "effective_priority": self.shown_priority, "owner": p.owner,
             "maintenance": self.maintenance, "link_up": self.link_up,
-            "faults": list(self._all_faults()), "hold": self.group_directive.hold,
+            "faults": list(all_faults(self)), "hold": self.group_directive.hold,
             "failed": {name: {"op": op, "until": until} for name, (op, until) in self.failed.items()},
             "master_seen": None if ms is None else {
                 "src": str(ms.src) if ms.src is not None else None, "priority": ms.priority,
@@ -273,7 +266,8 @@ class VirtualRouter:
             "skew_time_cs": float(self._skew_cs()),
             "master_down_interval_cs": float(self._mdi_cs()),
             "timers": {"adver": self._adver_at, "master_down": self._down_at,
-                       "handover": self._handover_at, "hold": self._hold_at},
+                       "handover": self._handover_at, "hold": self._hold_at,
+                       "resources_start": self._start_at},
             "startup_until": self._startup_until,
             "preempt_lower_since": self._lower_since,
             "last_transition": None if not self.history else vars(self.history[-1]).copy(),
@@ -283,11 +277,11 @@ class VirtualRouter:
     # Timer arithmetic
     # ------------------------------------------------------------------------------------------
 
-    def _skew_cs(self, priority: int | None = None):
+    def _skew_cs(self, priority: int | None = None) -> Fraction:
         prio = self.effective_priority if priority is None else priority
         return timers.skew_time_cs(prio, self.master_adver_interval_cs, self.params.version)
 
-    def _mdi_cs(self):
+    def _mdi_cs(self) -> Fraction:
         return timers.master_down_interval_cs(self.effective_priority,
                                               self.master_adver_interval_cs, self.params.version)
 
@@ -301,14 +295,14 @@ class VirtualRouter:
         return self._mdi_s
 
     @property
-    def _may_claim(self) -> bool:
+    def may_claim(self) -> bool:
         """Neither drained nor held out by a resource failure."""
         return not self.maintenance and not self.failed
 
-    def _arm_down(self, now: float, cs) -> None:
+    def _arm_down(self, now: float, cs: Fraction | int) -> None:
         """Arm Master_Down_Timer `cs` from now, never before startup_until; none while the
         router may not claim (maintenance, resource failure)."""
-        self._down_at = (max(now + timers.seconds(cs), self._startup_until) if self._may_claim
+        self._down_at = (max(now + timers.seconds(cs), self._startup_until) if self.may_claim
                          else None)
 
     # ------------------------------------------------------------------------------------------
@@ -320,9 +314,10 @@ class VirtualRouter:
         if (old, new) not in TRANSITIONS:
             raise LocalProtocolError(f"illegal transition {old.value} -> {new.value} ({reason})")
         out: list[Action] = self._exit(old)
+        lower = self._lower
         self.state = new
         self._adver_at = self._down_at = self._handover_at = None     # §6.2-1: re-armed below
-        self._leaving = None
+        self._leaving = self._lower = self._awaiting = self._start_at = None
         self._stopping = False
         self._lower_since = None
         self._preparing = False
@@ -330,7 +325,7 @@ class VirtualRouter:
         self._repeat_ok = False
         self.history.append(Transition(now, old.value, new.value, reason))
         out.insert(0, StateChanged(old.value, new.value, reason, now))
-        out += self._enter(new, now)
+        out += self._enter(new, now, lower)
         return out
 
     def _exit(self, old: State) -> list[Action]:
@@ -339,14 +334,15 @@ class VirtualRouter:
         p = self.params
         return [ReleaseVips(p.vrid, p.family, p.vips), RunResources("stop")]
 
-    def _enter(self, new: State, now: float) -> list[Action]:
+    def _enter(self, new: State, now: float, lower: Lower | None) -> list[Action]:
         p = self.params
         out: list[Action] = []
         if new is State.MASTER:
             self._adver_at = now + self._interval_sec                      # §6.4.1-5, §6.4.2-11
             self.master_seen = None
             out = [ClaimVips(p.vrid, p.family, p.vips), self._advert(self.effective_priority),
-                   Announce(p.vrid, p.family, p.vips, p.garp_repeat), RunResources("start")]
+                   Announce(p.vrid, p.family, p.vips, p.garp_repeat)]
+            out += handover.resources_on_entry(self, lower, now)
             out += self._check_flapping(now)
         elif new is State.BACKUP:
             self._arm_down(now, self._mdi_cs())                            # §6.4.1-6
@@ -380,7 +376,7 @@ class VirtualRouter:
         return [Log(level, kind, f"vrid {self.params.vrid}: {message}", suppressed)]
 
     # ------------------------------------------------------------------------------------------
-    # Startup, Shutdown, leaving mastership (make-before-break)
+    # Startup, Shutdown (leaving mastership: handover.py)
     # ------------------------------------------------------------------------------------------
 
     def _on_startup(self, _ev: Startup, now: float) -> list[Action]:
@@ -388,10 +384,10 @@ class VirtualRouter:
         self._startup_until = now + p.startup_delay
         self.master_adver_interval_cs = p.interval_cs                      # §6.4.1-6
         self.master_seen = None
-        faults = self._all_faults()
+        faults = all_faults(self)
         if faults:
             return self._transition(State.FAULT, "startup: " + ", ".join(faults), now)
-        if p.owner and p.startup_delay == 0 and self._may_claim:
+        if p.owner and p.startup_delay == 0 and self.may_claim:
             return self._transition(State.MASTER, "startup: address owner", now)  # §6.4.1-2
         return self._transition(State.BACKUP, "startup", now)
 
@@ -405,59 +401,7 @@ class VirtualRouter:
             drained = self._leaving[2] == LEAVE_DRAIN
             self._leaving = (State.STOPPED, ev.reason, LEAVE_STOP)
             return [HandoverDone(False, f"stopping ({ev.reason})")] if drained else []
-        return self._begin_leave(State.STOPPED, ev.reason, LEAVE_STOP, now)
-
-    def _begin_leave(self, target: State, reason: str, kind: str, now: float) -> list[Action]:
-        self._leaving = (target, reason, kind)
-        if self.params.stop_before_leave:
-            # exclusive resources (shared storage) are let go before anyone may take them over:
-            # keep advertising until they are stopped, then hand over (ResourcesStopped)
-            self._stopping = True
-            return [RunResources("stop")] + self._log(
-                "info", "handover", now, f"leaving master ({reason}): stopping resources first")
-        return self._hand_over(now)
-
-    def _hand_over(self, now: float) -> list[Action]:
-        """Send priority 0; keep the VIPs until the successor is heard (or release at once)."""
-        assert self._leaving is not None
-        p = self.params
-        out: list[Action] = [self._advert(0)]
-        if p.graceful_handover == "rfc":
-            return out + self._finish_leave(now, "released at once")
-        self._adver_at = None                                              # §6.4.3-10
-        self._handover_at = now + timers.seconds(timers.handover_bound_cs(p.interval_cs, p.version))
-        return out + self._log("info", "handover", now,
-                               f"leaving master ({self._leaving[1]}): priority 0 sent, keeping "
-                               "VIPs until the successor is heard")
-
-    def _on_resources_stopped(self, _ev: ResourcesStopped, now: float) -> list[Action]:
-        if not self._stopping:
-            return []
-        self._stopping = False
-        return self._hand_over(now)
-
-    def _finish_leave(self, now: float, why: str) -> list[Action]:
-        assert self._leaving is not None
-        target, reason, kind = self._leaving
-        out = self._transition(target, f"{reason}; {why}", now)
-        if kind == LEAVE_DRAIN:
-            out.append(HandoverDone(True, why))
-        return out + ([Stopped()] if target is State.STOPPED else [])
-
-    def _handover_expired(self, now: float) -> list[Action]:
-        """No successor within the bound. A drain that would leave the VIP without a master is
-        refused (unless forced): stay master and end the drain."""
-        assert self._leaving is not None
-        if self._leaving[2] == LEAVE_DRAIN and not self._drain_force:
-            self._leaving = None
-            self.maintenance = False
-            self._adver_at = now + self._interval_sec
-            why = ("no other router took over within the handover bound: maintenance refused, "
-                   "still master (use --force to drain anyway)")
-            restart = [RunResources("start")] if self.params.stop_before_leave else []
-            return ([self._advert(self.effective_priority), *restart, HandoverDone(False, why)]
-                    + self._log("warning", "handover", now, why))
-        return self._finish_leave(now, "handover bound passed")
+        return handover.begin_leave(self, State.STOPPED, ev.reason, LEAVE_STOP, now)
 
     # ------------------------------------------------------------------------------------------
     # Receiving advertisements (§7.1 meaning checks, §6.4.2, §6.4.3)
@@ -506,7 +450,7 @@ class VirtualRouter:
     def _would_preempt(self, priority: int, hold: bool) -> bool:
         """Would this backup discard an advert of `priority` (§6.4.2-14) and take over?"""
         p = self.params
-        preempt = (p.preempt or p.owner) and not hold and self._may_claim
+        preempt = (p.preempt or p.owner) and not hold and self.may_claim
         return preempt and priority < self.effective_priority
 
     def _on_advert_backup(self, ev: AdvertReceived, now: float) -> list[Action]:
@@ -516,6 +460,7 @@ class VirtualRouter:
             return dropped
         out = self._observe(adv, now)
         if adv.priority == 0:                                              # §6.4.2-12
+            self._lower = None                       # it let go: nothing to wait for
             if self._down_at is not None:
                 self._arm_down(now, self._skew_cs())
                 if not self._preparing:
@@ -526,13 +471,14 @@ class VirtualRouter:
             if not self._preparing:                  # the first of a run: get the service ready
                 self._preparing = True
                 out.append(PrepareTakeover(adv.src))
+            self._lower = Lower(adv.src, adv.interval_cs, now)
             if self.params.preempt_delay > 0:
                 if self._lower_since is None:
                     self._lower_since = now
                 if now < self._lower_since + self.params.preempt_delay:
                     return out + self._accept(adv, now)                   # preempt_delay
             return out                                                     # §6.4.2-14 discard
-        self._lower_since = None
+        self._lower_since = self._lower = None
         self._preparing = False
         out += self._accept(adv, now)                                     # §6.4.2-13
         self._repeat_ok = True
@@ -541,7 +487,7 @@ class VirtualRouter:
     def _accept(self, adv: Advertisement, now: float) -> list[Action]:
         """§6.4.2-13: adopt the interval, recompute, restart Master_Down_Timer."""
         self.master_adver_interval_cs = adv.interval_cs
-        self._down_at = max(now + self._mdi_seconds(), self._startup_until) if self._may_claim \
+        self._down_at = max(now + self._mdi_seconds(), self._startup_until) if self.may_claim \
             else None
         old = self.master_seen
         if old is None or (old.src, old.priority, old.interval_cs) != (adv.src, adv.priority,
@@ -562,20 +508,26 @@ class VirtualRouter:
         beats_us = adv.priority > mine or (adv.priority == mine
                                            and _addr_int(adv.src) > _addr_int(p.primary))
         if self._leaving is not None:
-            if adv.priority and (not self._stopping or beats_us):
-                return self._finish_leave(now, f"successor {adv.src} heard")
-            return []
+            return handover.advert_while_leaving(self, adv, now)
         out = self._observe(adv, now)
         if adv.priority == 0:                                              # §6.4.3-12
             self._adver_at = now + self._interval_sec
-            return out + [self._advert(self.effective_priority)]
+            out.append(self._advert(self.effective_priority))
+            if self._awaiting is not None and adv.src == self._awaiting.src:
+                out += handover.start_resources(self, now, f"{adv.src} let go")
+            return out
         if beats_us:                                                       # §6.4.3-13
             why = "higher priority" if adv.priority > mine else "equal priority, higher address"
-            out += self._transition(State.BACKUP, f"{why} from {adv.src} ({adv.priority})", now)
+            why = f"{why} from {adv.src} ({adv.priority})"
+            if p.stop_before_leave:          # exclusive resources go down before we yield
+                return out + handover.begin_leave(self, State.BACKUP, why, LEAVE_PREEMPTED, now)
+            out += self._transition(State.BACKUP, why, now)
             self.master_adver_interval_cs = adv.interval_cs
             self._arm_down(now, self._mdi_cs())
             self.master_seen = MasterInfo(adv.src, adv.priority, adv.interval_cs, now)
             return out + [MasterSeen(adv.src, adv.priority, adv.interval_cs)]
+        if self._awaiting is not None and adv.src == self._awaiting.src:
+            return out + handover.old_master_heard(self, adv, now)      # it is yielding
         out += self._rival_heard(adv, now)
         out.append(self._advert(mine))                                     # §6.4.3-14
         if self._announced_at is None or now - self._announced_at >= self._interval_sec:
@@ -588,176 +540,38 @@ class VirtualRouter:
         its own interval after we first answered it (a preemption it obeys is not a conflict)."""
         rival = self._rival
         span = timers.seconds(adv.interval_cs)
-        if rival is None or rival[0] != adv.src or now - rival[1] > 4 * span:
-            self._rival = [adv.src, now, False]
+        if rival is None or rival.src != adv.src or now - rival.first > 4 * span:
+            self._rival = Rival(adv.src, now)
             return []
-        if rival[2] or now - rival[1] < span / 2:
+        if rival.counted or now - rival.first < span / 2:
             return []
-        rival[2] = True
+        rival.counted = True
         return [DualMaster(adv.src, adv.priority)] + self._log(
             "warning", "dual-master", now,
             f"{adv.src} keeps advertising as master (priority {adv.priority}) beside us")
 
-    # ------------------------------------------------------------------------------------------
-    # Conditions: link, tracking, maintenance, sync group, resource failures, reload
-    # ------------------------------------------------------------------------------------------
 
-    def _own_faults(self) -> tuple[str, ...]:
-        link = () if self.link_up else ("link down",)
-        addr = () if self.has_primary else ("no address to advertise from",)
-        return link + addr + tuple(f"track {n} down" for n in self.tracking.faults)
-
-    def _all_faults(self) -> tuple[str, ...]:
-        g = self.group_directive
-        return self._own_faults() + ((g.reason or "sync group fault",) if g.fault else ())
-
-    def _on_condition(self, ev: object, now: float) -> list[Action]:
-        hold_began = False
-        if isinstance(ev, LinkChanged):
-            self.link_up = ev.up
-        elif isinstance(ev, PrimaryChanged):
-            self.has_primary = ev.address is not None
-            if ev.address is not None:          # advertised from, and the §6.4.3-13 tie-break
-                self._set_params(replace(self.params, primary=ev.address))
-        elif isinstance(ev, TrackChanged):
-            self.tracking = self.tracking.update(ev.name, ev.up, ev.weight)
-        elif isinstance(ev, TrackRemoved):
-            self.tracking = self.tracking.remove(ev.name)
-        elif isinstance(ev, SyncGroupChanged):
-            hold_began = ev.hold and not self.group_directive.hold
-            self.group_directive = Directive(ev.fault, ev.hold, ev.reason)
-        if self.state in (State.INIT, State.STOPPED):
-            return []                                      # recorded; Startup consults them
-        faults = self._all_faults()
-        if faults and self.state is not State.FAULT:
-            return self._enter_fault(", ".join(faults), now)
-        if not faults and self.state is State.FAULT:
-            if self.params.owner and self._may_claim and self.params.startup_delay == 0:
-                return self._transition(State.MASTER, "recovered: address owner", now)
-            return self._transition(State.BACKUP, "recovered", now)
-        if hold_began and self.state is State.MASTER and not self.leaving:
-            return self._begin_leave(State.BACKUP, ev.reason or "sync group hold", LEAVE_HOLD, now)
-        return []
-
-    def _enter_fault(self, reason: str, now: float) -> list[Action]:
-        """A master sends one priority-0 advert (if its link is up) and releases at once."""
-        if self.state is State.MASTER:
-            if self._leaving is not None and self._leaving[0] is State.STOPPED:
-                return self._finish_leave(now, f"fault: {reason}")
-            out: list[Action] = []
-            if self.link_up and (self._leaving is None or self._stopping):
-                out.append(self._advert(0))
-            return out + self._transition(State.FAULT, reason, now)
-        return self._transition(State.FAULT, reason, now)
-
-    def _on_maintenance(self, ev: Maintenance, now: float) -> list[Action]:
-        if ev.on == self.maintenance:
-            return [HandoverDone(True, f"maintenance already {'on' if ev.on else 'off'}")]
-        if not ev.on:
-            self.maintenance = False
-            if self._leaving is not None and self._leaving[2] == LEAVE_DRAIN:
-                return self._cancel_leave(now) + [HandoverDone(True, "maintenance off: still master")]
-            if self.state is State.BACKUP:
-                self._arm_down(now, self._mdi_cs())
-            return [HandoverDone(True, "maintenance off")]
-        ms = self.master_seen
-        if self.state is State.BACKUP and not ev.force and (ms is None or ms.priority == 0):
-            return [HandoverDone(False, f"no other router is heard for VRID {self.params.vrid}: "
-                                        "draining would leave the VIP without a master (use --force)")]
-        self.maintenance = True
-        self._drain_force = ev.force
-        if self.state is State.MASTER:
-            if self._leaving is None:
-                return self._begin_leave(State.BACKUP, "maintenance on", LEAVE_DRAIN, now)
-            return [HandoverDone(True, "maintenance on: already leaving")]
-        self._down_at = None                                              # never claims
-        return [HandoverDone(True, "maintenance on")]
-
-    def _cancel_leave(self, now: float) -> list[Action]:
-        """An operator's drain was called off before the successor came: stay master."""
-        if self._stopping:
-            return []       # the resources are going down already: the leave goes on
-        self._leaving = self._handover_at = None
-        self._adver_at = now + self._interval_sec
-        return [self._advert(self.effective_priority)]
-
-    def _on_resource_failed(self, ev: ResourceFailed, now: float) -> list[Action]:
-        """Heartbeat/Pacemaker: a failed resource takes the node out of mastership for `hold`
-        seconds (0: until ClearFailures), so a service broken everywhere cannot ping-pong."""
-        until = now + ev.hold if ev.hold > 0 else None
-        self.failed[ev.resource] = (ev.op, until)
-        self._rearm_hold()
-        reason = f"resource {ev.resource} {ev.op} failed"
-        if self.state is State.MASTER and self._leaving is None:
-            return self._begin_leave(State.BACKUP, reason, LEAVE_FAILURE, now)
-        if self.state is State.BACKUP:
-            self._down_at = None
-        return []
-
-    def _rearm_hold(self) -> None:
-        untils = [u for _op, u in self.failed.values() if u is not None]
-        self._hold_at = min(untils) if untils else None
-
-    def _hold_expired(self, now: float) -> list[Action]:
-        self.failed = {n: (op, u) for n, (op, u) in self.failed.items() if u is None or u > now}
-        self._rearm_hold()
-        return self._failures_cleared(now, "failure_timeout passed")
-
-    def _on_clear(self, _ev: ClearFailures, now: float) -> list[Action]:
-        if not self.failed:
-            return []
-        self.failed = {}
-        self._hold_at = None
-        return self._failures_cleared(now, "cleared by the operator")
-
-    def _failures_cleared(self, now: float, why: str) -> list[Action]:
-        if self.failed:
-            return []
-        out = self._log("info", "failure-hold", now, f"resource failures forgotten ({why})")
-        if self.state is State.BACKUP and self._may_claim:
-            self._arm_down(now, self._mdi_cs())
-        return out
-
-    def _on_params(self, ev: ParamsChanged, now: float) -> list[Action]:
-        """A reload changed what can change in place (same VRID, family, version, owner role):
-        no transition; a master advertises the new values at once."""
-        old, new = self.params, ev.params
-        if (new.vrid, new.family, new.version, new.owner) != (old.vrid, old.family, old.version,
-                                                              old.owner):
-            raise LocalProtocolError("ParamsChanged cannot change VRID, family, version or owner")
-        self._set_params(replace(new, primary=old.primary))
-        if self.state is not State.MASTER or self._leaving is not None:
-            return []
-        out: list[Action] = []
-        if new.vips != old.vips:
-            out += [ClaimVips(new.vrid, new.family, new.vips),
-                    Announce(new.vrid, new.family, new.vips, new.garp_repeat)]
-        if (new.interval_cs, new.priority, new.vips) != (old.interval_cs, old.priority, old.vips):
-            self._adver_at = now + self._interval_sec
-            out.insert(0, self._advert(self.effective_priority))
-        return out
-
-
-Handler = Callable[[VirtualRouter, object, float], list[Action]]
-_CONDITION: Handler = VirtualRouter._on_condition      # type: ignore[assignment]
+#: A handler: the router, the input (of the row's type) and `now`.
+Handler = Callable[[VirtualRouter, Any, float], list[Action]]
+_V = VirtualRouter
 
 #: (state, input type) -> handler. Rows not listed raise LocalProtocolError.
 EVENT_HANDLERS: dict[tuple[State, type], Handler] = {
-    (I, Startup): VirtualRouter._on_startup, (S, Startup): VirtualRouter._on_startup,
-    (I, Shutdown): VirtualRouter._on_shutdown_idle, (F, Shutdown): VirtualRouter._on_shutdown_idle,
-    (B, Shutdown): VirtualRouter._on_shutdown_idle, (M, Shutdown): VirtualRouter._on_shutdown_master,
-    (B, AdvertReceived): VirtualRouter._on_advert_backup,
-    (M, AdvertReceived): VirtualRouter._on_advert_master,
+    (I, Startup): _V._on_startup, (S, Startup): _V._on_startup,
+    (I, Shutdown): _V._on_shutdown_idle, (F, Shutdown): _V._on_shutdown_idle,
+    (B, Shutdown): _V._on_shutdown_idle, (M, Shutdown): _V._on_shutdown_master,
+    (B, AdvertReceived): _V._on_advert_backup,
+    (M, AdvertReceived): _V._on_advert_master,
     # Initialize (§6.4.1) waits for Startup: adverts heard meanwhile are ignored; so in fault
     # (we do not take part) and stopped.
-    (I, AdvertReceived): VirtualRouter._ignore, (F, AdvertReceived): VirtualRouter._ignore,
-    (S, AdvertReceived): VirtualRouter._ignore,
-    (M, ResourcesStopped): VirtualRouter._on_resources_stopped,
-    **{(st, ev): _CONDITION for st in State
+    (I, AdvertReceived): _V._ignore, (F, AdvertReceived): _V._ignore,
+    (S, AdvertReceived): _V._ignore,
+    (M, ResourcesStopped): handover.on_resources_stopped,
+    **{(st, ev): conditions.on_condition for st in State
        for ev in (LinkChanged, PrimaryChanged, TrackChanged, TrackRemoved, SyncGroupChanged)},
-    **{(st, Maintenance): VirtualRouter._on_maintenance for st in State},
-    **{(st, ResourceFailed): VirtualRouter._on_resource_failed for st in State},
-    **{(st, ClearFailures): VirtualRouter._on_clear for st in State},
-    **{(st, ParamsChanged): VirtualRouter._on_params for st in State},
-    **{(st, ResourcesStopped): VirtualRouter._ignore for st in (I, B, F, S)},
+    **{(st, Maintenance): conditions.on_maintenance for st in State},
+    **{(st, ResourceFailed): conditions.on_resource_failed for st in State},
+    **{(st, ClearFailures): conditions.on_clear for st in State},
+    **{(st, ParamsChanged): conditions.on_params for st in State},
+    **{(st, ResourcesStopped): _V._ignore for st in (I, B, F, S)},
 }

@@ -151,9 +151,10 @@ class Directive:
 
 
 class GroupMember(Protocol):
-    """The part of VirtualRouter that settle() uses."""
+    """The part of VirtualRouter that settle() uses (a Runner offers it too)."""
 
-    group_directive: Directive
+    @property
+    def group_directive(self) -> Directive: ...
 
     def group_view(self) -> MemberView: ...
 

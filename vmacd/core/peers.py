@@ -15,10 +15,52 @@ and FRR's usual list. `check_addresses` says which of these apply to a peer's li
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from vmacd.core.proto import Advertisement, IPAddress
 
 MAX_PEERS = 32          # a LAN of forged sources must not grow the table without bound
+
+
+class AddressListFacts(TypedDict):
+    """AddressListCheck.as_dict(): the facts of a peer's list, addresses as strings."""
+
+    same: bool
+    same_set: bool
+    missing: list[str]
+    extra: list[str]
+    first_not_link_local: bool
+    keepalived_refuses_ours: bool
+
+
+class AdvertShown(TypedDict):
+    """The last advertisement accepted from a peer, as the status shows it."""
+
+    version: int
+    priority: int
+    interval_ms: int
+    addresses: list[str]
+
+
+class RefusalShown(TypedDict):
+    """The last advertisement refused from a peer: why, and how long ago (s)."""
+
+    reason: str
+    detail: str
+    age_s: float
+
+
+class PeerStatus(TypedDict):
+    """One row of PeerTable.status() (`vmacctl status --json`, "peers")."""
+
+    src: str
+    age_s: float
+    accepted: int
+    refused: int
+    last_refusal: RefusalShown | None
+    advert: AdvertShown | None
+    address_list: AddressListFacts | None
+    warnings: list[str]
 
 
 @dataclass(frozen=True)
@@ -56,7 +98,7 @@ class AddressListCheck:
                        "(ipv6_link_local_first_strict = true)")
         return out
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> AddressListFacts:
         """JSON-ready facts (addresses as strings)."""
         return {"same": self.same, "same_set": self.same_set,
                 "missing": [str(a) for a in self.missing], "extra": [str(a) for a in self.extra],
@@ -149,19 +191,11 @@ class PeerTable:
         self._expire(now)
         return sorted(self._rows.values(), key=lambda p: -p.last)
 
-    def refusing(self, now: float) -> list[Peer]:
-        """Peers whose last advert we refused within `forget_after`: a second master, possibly."""
-        return [p for p in self.peers(now) if p.refusal is not None and p.refusal[2] == p.last]
-
-    def mismatched(self, now: float) -> list[Peer]:
-        """Peers whose last accepted list a keepalived peer would not match with ours."""
-        return [p for p in self.peers(now) if p.check is not None and p.check.keepalived_refuses_ours]
-
-    def status(self, now: float) -> list[dict]:
+    def status(self, now: float) -> list[PeerStatus]:
         """JSON-ready rows for `vmacctl status --json` (ages in seconds, rounded to ms)."""
         out = []
         for p in self.peers(now):
-            row: dict = {"src": str(p.src), "age_s": round(now - p.last, 3),
+            row: PeerStatus = {"src": str(p.src), "age_s": round(now - p.last, 3),
                          "accepted": p.accepted, "refused": p.refused, "last_refusal": None,
                          "advert": None, "address_list": None, "warnings": []}
             if p.advert is not None:

@@ -16,11 +16,9 @@ IPPROTO_AH = 51
 #: IPsec AH with HMAC-MD5-96 as keepalived sends it: next header, length, reserved, SPI,
 #: sequence number, 12-byte ICV (RFC 2402).
 AH_LEN = 24
-#: The VRRP multicast groups (RFC 9568 §5.1.1.2, §5.1.2.2) and their Ethernet addresses.
+#: The VRRP multicast groups (RFC 9568 §5.1.1.2, §5.1.2.2).
 VRRP_GROUP_V4 = ipaddress.IPv4Address("224.0.0.18")
 VRRP_GROUP_V6 = ipaddress.IPv6Address("ff02::12")
-MCAST_MAC_V4 = "01:00:5e:00:00:12"
-MCAST_MAC_V6 = "33:33:00:00:00:12"
 TTL = 255                            # sent and required on receipt (RFC 9568 §5.1.1.3 / §5.1.2.3)
 HEADER_LEN = 8                       # Version/Type, VRID, Priority, Count, interval/auth, checksum
 

@@ -14,11 +14,11 @@ from typing import TypedDict
 
 from vmacd.core import auth as _auth
 from vmacd.core.proto import (
+    AH_LEN,
     CHECKSUM_NO_PSEUDO,
     CHECKSUM_PSEUDO,
     CHECKSUM_V2,
     DROP_REASONS,
-    AH_LEN,
     HEADER_LEN,
     IPPROTO_AH,
     TTL,
@@ -108,6 +108,7 @@ def _addr(value: object, what: str) -> IPAddress:
     if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return value
     try:
+        # any value: ip_address() raises ValueError for what is not an address (caught below)
         return ipaddress.ip_address(value)  # type: ignore[arg-type]
     except ValueError:
         raise UsageError(f"{what} is not an IP address: {value!r}") from None
@@ -176,7 +177,7 @@ def _checksummed(msg: bytearray, version: int, src: IPAddress, dst: IPAddress, p
 
 @functools.lru_cache(maxsize=4096)
 def _encoded(adv: Advertisement, src: IPAddress, dst: IPAddress, pseudo: bool,
-             auth: _auth.AuthSpec) -> tuple[bytes, object]:
+             auth: _auth.AuthSpec) -> tuple[bytes, _auth.PreparedHmac | None]:
     """(message, HMAC prefix or None): everything of an advert that does not change per packet."""
     _check_template(adv, src, dst)
     message = _checksummed(_message(adv, auth), adv.version, src, dst, pseudo)
@@ -208,7 +209,7 @@ def encode(adv: Advertisement, *, src: object, dst: object, pseudo_header: bool 
         return message
     if counter is None:
         raise UsageError("hmac-sha256 needs a counter (monotonically increasing per sender)")
-    return message + _auth.hmac_trailer(spec, prefix, counter)  # type: ignore[arg-type]
+    return message + _auth.hmac_trailer(spec, prefix, counter)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,9 +33,12 @@ import socket
 import struct
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from vmacd.linux import rtnl
+
+if TYPE_CHECKING:
+    import subprocess
 
 READY = b"ready\n"
 IGNORED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGABRT,
@@ -46,10 +49,38 @@ class GuardianError(Exception):
     """The guardian could not be started or is gone; the message says which."""
 
 
+class GuardSpec(TypedDict):
+    """What the guardian needs to hand one instance over (Runner.guard_spec()), sent as JSON."""
+
+    instance: str
+    ifindex: int                 # the device the frames leave from (the vMAC, or the parent)
+    vmac: bool
+    parent: int
+    family: int
+    vrid: int
+    version: int
+    primary: str
+    interval_cs: int
+    vips: list[str]
+    src_mac: str
+    bound: float                 # seconds to wait for a successor
+    peers: list[str]
+    stop: list[list[str]]        # the stop commands of exclusive resources, in order
+    auth: str
+    key: NotRequired[str]        # hmac-sha256 / ah: the key (hex) to compute the frame with
+    pseudo: NotRequired[bool]
+    addresses: NotRequired[list[str]]
+    frame: NotRequired[str]      # other auth types: the priority-0 frame (hex), prebuilt
+
+
+#: One decoded message line (module docstring); values as json.loads gives them.
+Message = dict[str, Any]
+
+
 class Guardian:
     """Daemon side: start the guardian process and keep it informed."""
 
-    def __init__(self, sock: socket.socket, proc: Any) -> None:      # a subprocess.Popen
+    def __init__(self, sock: socket.socket, proc: subprocess.Popen[bytes]) -> None:
         self.sock = sock
         self.proc = proc
 
@@ -89,13 +120,13 @@ class Guardian:
         ours.settimeout(2.0)
         return cls(ours, proc)
 
-    def _send(self, msg: dict) -> None:
+    def _send(self, msg: dict[str, object]) -> None:
         try:
             self.sock.sendall(json.dumps(msg).encode() + b"\n")
         except OSError as exc:
             raise GuardianError(f"the guardian is gone ({exc.strerror}); restart it") from None
 
-    def own(self, spec: dict) -> None:
+    def own(self, spec: GuardSpec) -> None:
         """Hand `spec` (Runner.guard_spec()) over if the daemon dies."""
         self._send({"op": "own", "spec": spec})
 
@@ -108,9 +139,6 @@ class Guardian:
 
     def unvip(self, ifindex: int, vip: str) -> None:
         self._send({"op": "unvip", "ifindex": ifindex, "vip": vip})
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
     def disarm(self, timeout: float = 2.0) -> None:
         """Clean shutdown: the guardian exits and touches nothing."""
@@ -131,10 +159,10 @@ class Guardian:
 # ---- guardian process ----------------------------------------------------------------------
 class _State:
     def __init__(self) -> None:
-        self.specs: dict[tuple[int, str], dict] = {}
+        self.specs: dict[tuple[int, str], GuardSpec] = {}
         self.vips: set[tuple[int, str]] = set()
 
-    def apply(self, msg: dict) -> bool:
+    def apply(self, msg: Message) -> bool:
         """Update from one message; True when disarmed."""
         op = msg.get("op")
         if op == "disarm":
@@ -157,7 +185,7 @@ def _say(text: str) -> None:
     print(f"vmacd-guardian: {text}", file=sys.stderr, flush=True)
 
 
-def _priority_zero(spec: dict) -> bytes:
+def _priority_zero(spec: GuardSpec) -> bytes:
     """The priority-0 frame: prebuilt, or computed now with a fresh counter (hmac-sha256, AH)."""
     if "frame" in spec:
         return bytes.fromhex(spec["frame"])
@@ -198,7 +226,7 @@ def _listener(family: int, parents: set[int]) -> socket.socket | None:
 
 def _successors(sock: socket.socket, family: int) -> list[tuple[int, str]]:
     """(vrid, source) of every advertisement with priority > 0 queued on `sock`."""
-    out = []
+    out: list[tuple[int, str]] = []
     while True:
         try:
             data, addr = sock.recvfrom(8192)
@@ -232,7 +260,7 @@ def _hand_over(nl: rtnl.Rtnl, state: _State) -> tuple[int, float]:
                                stdout=subprocess.DEVNULL)
             except (OSError, subprocess.TimeoutExpired) as exc:
                 _say(f"{spec['instance']}: stopping {argv[-1]!r} failed: {exc}")
-    pending: dict[tuple[int, int, int], dict] = {}
+    pending: dict[tuple[int, int, int], GuardSpec] = {}
     for spec in masters:                              # 2. priority 0, VIPs kept
         try:
             frame = _priority_zero(spec)
@@ -266,7 +294,7 @@ def _hand_over(nl: rtnl.Rtnl, state: _State) -> tuple[int, float]:
     return len(masters), (time.monotonic() - t0) * 1000
 
 
-def _release(nl: rtnl.Rtnl, spec: dict, state: _State, why: str) -> None:
+def _release(nl: rtnl.Rtnl, spec: GuardSpec, state: _State, why: str) -> None:
     idx = spec["ifindex"]
     if spec["vmac"]:
         nl.call([rtnl.set_link_up(idx, False)])       # 3. stops every frame from the vMAC

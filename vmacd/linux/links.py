@@ -38,7 +38,6 @@ class Vmac:
     ifname: str
     ifindex: int
     parent: str
-    parent_ifindex: int
     vrid: int
     family: int        # 4 | 6
     mac: str
@@ -101,7 +100,8 @@ class Links:
 
     def __init__(self, sock: rtnl.Rtnl | None = None) -> None:
         self.nl = sock or rtnl.Rtnl()
-        self._covered: dict = {}      # VIP interface -> an operator address routes its prefix
+        # VIP interface -> an operator address routes its prefix
+        self._covered: dict[ipaddress.IPv4Interface | ipaddress.IPv6Interface, bool] = {}
 
     def close(self) -> None:
         self.nl.close()
@@ -152,11 +152,6 @@ class Links:
                 return a.address
         return None
 
-    def own_addresses(self, ifindex: int, family: int) -> list[str]:
-        """Every address of `ifindex` in `family` that is not a VIP of ours."""
-        return [a.address for a in self.addresses(family)
-                if a.index == ifindex and a.proto != VIP_PROTO]
-
     def vips(self, ifindex: int) -> list[str]:
         """The VIPs (address/prefix) vmacd added on `ifindex`."""
         return [f"{a.address}/{a.prefixlen}" for a in self.addresses()
@@ -191,6 +186,7 @@ class Links:
                 continue
             if spec.ifname in existing:
                 stale.append(rtnl.delete_link(existing[spec.ifname].index))
+            # a missing parent is a problem above, so parent is a Link here
             todo.append((i, spec, parent.index))       # type: ignore[union-attr]
         if stale:
             _check(self.nl.call(stale), ignore=(errno.ENODEV,))
@@ -201,7 +197,7 @@ class Links:
                      rtnl.mark_link(spec.ifname, ALIAS_PREFIX + spec.instance)]
         results = self.nl.call(reqs) if reqs else []
         lookups = self.nl.call([rtnl.link_by_name(spec.ifname) for _i, spec, _p in todo])
-        for k, (i, spec, parent_index) in enumerate(todo):
+        for k, (i, spec, _parent_index) in enumerate(todo):
             failed = [r for r in results[2 * k:2 * k + 2] if isinstance(r, NetlinkError)]
             found = lookups[k]
             if failed or isinstance(found, NetlinkError) or not found:
@@ -214,8 +210,8 @@ class Links:
             except _sysctl.SysctlError as exc:
                 out[i] = LinkError(str(exc))
                 continue
-            out[i] = Vmac(spec.instance, spec.ifname, link.index, spec.parent, parent_index,
-                          spec.vrid, spec.family, link.mac, spec.mode)
+            out[i] = Vmac(spec.instance, spec.ifname, link.index, spec.parent, spec.vrid,
+                          spec.family, link.mac, spec.mode)
         return [out[i] for i in range(len(specs))]
 
     @staticmethod

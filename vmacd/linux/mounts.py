@@ -13,7 +13,6 @@ read of /proc/self/mountinfo, cheap enough to run on the daemon's loop.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -131,6 +130,8 @@ def do_umount(mountpoint: str, budget: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse  # the command line of the mount helper, not the daemon's
+
     parser = argparse.ArgumentParser(prog="python3 -m vmacd.linux.mounts")
     sub = parser.add_subparsers(dest="op", required=True)
     m = sub.add_parser("mount")

@@ -20,11 +20,21 @@ happen only on state transitions.
 from __future__ import annotations
 
 import ipaddress
-import shutil
+import os
 import subprocess
 
 TABLE = "vmacd"
 PRIORITY = -10
+
+
+def _which(name: str) -> str:
+    """`name` on PATH, else /usr/sbin (shutil.which would pull compression modules into the
+    daemon for this one lookup)."""
+    for d in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/sbin", "/sbin"]:
+        path = os.path.join(d, name)
+        if d and os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    return "/usr/sbin/" + name
 
 
 class NftError(Exception):
@@ -35,7 +45,7 @@ class AcceptModeFilter:
     """Per-instance VIP drop rules in the ``inet vmacd`` table."""
 
     def __init__(self, nft: str | None = None, timeout: float = 5.0) -> None:
-        self.nft = nft or shutil.which("nft") or "/usr/sbin/nft"
+        self.nft = nft or _which("nft")
         self.timeout = timeout
         self._vips: dict[str, tuple[str, ...]] = {}
 
@@ -136,7 +146,7 @@ class OwnerFilter:
     """
 
     def __init__(self, nft: str | None = None, timeout: float = 5.0) -> None:
-        self.nft = nft or shutil.which("nft") or "/usr/sbin/nft"
+        self.nft = nft or _which("nft")
         self.timeout = timeout
         # instance -> (parent ifname, parent MAC, owned addresses)
         self._rules: dict[str, tuple[str, str, tuple[str, ...]]] = {}

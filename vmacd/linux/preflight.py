@@ -263,7 +263,7 @@ def _commands(config: model.Config, system: System) -> list[Finding]:
 
 def _argvs(config: model.Config) -> list[tuple[str, tuple[str, ...]]]:
     """Every command of the config, with its key path."""
-    out = []
+    out: list[tuple[str, tuple[str, ...]]] = []
     if config.global_.notify:
         out.append(("global.notify", (config.global_.notify,)))
     out += [(f"track_script.{s.name}.command", s.command) for s in config.track_scripts]

@@ -16,7 +16,6 @@ import errno
 import os
 import signal
 import subprocess
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ class Result:
     argv: tuple[str, ...]
     returncode: int | None      # None: timed out or could not start
     timed_out: bool
-    duration: float             # seconds
     error: str = ""             # why it could not start, or "timeout after Ns"
     stderr: str = ""            # the first lines it wrote on standard error
 
@@ -57,8 +55,8 @@ OnDone = Callable[[Result], None]
 
 
 class _Job:
-    __slots__ = ("argv", "timeout", "on_done", "key", "proc", "pidfd", "err_fd", "stderr",
-                 "started", "timer", "timed_out")
+    __slots__ = ("argv", "err_fd", "key", "on_done", "pidfd", "proc", "stderr", "timed_out",
+                 "timeout", "timer")
 
     def __init__(self, argv: Sequence[str], timeout: float, on_done: OnDone | None,
                  key: str | None) -> None:
@@ -66,11 +64,10 @@ class _Job:
         self.timeout = timeout
         self.on_done = on_done
         self.key = key
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.pidfd = -1
         self.err_fd = -1
         self.stderr = bytearray()
-        self.started = 0.0
         self.timer: Timer | None = None
         self.timed_out = False
 
@@ -110,7 +107,6 @@ class Processes:
 
     # ------------------------------------------------------------------ internals
     def _start(self, job: _Job) -> None:
-        job.started = time.monotonic()
         try:
             job.proc = subprocess.Popen(
                 job.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -124,6 +120,7 @@ class Processes:
             self._finish(job, None, f"cannot run {job.argv[0] if job.argv else '?'}: "
                                     f"{exc.strerror or exc}")
             return
+        # stderr=PIPE: Popen always makes the pipe, its stderr is never None here
         job.err_fd = job.proc.stderr.fileno()           # type: ignore[union-attr]
         os.set_blocking(job.err_fd, False)
         self._running.add(job)
@@ -174,15 +171,14 @@ class Processes:
                     break
                 job.stderr += data[:STDERR_KEEP - len(job.stderr)]
         self.loop.remove_reader(job.err_fd)
-        proc.stderr.close()                            # type: ignore[union-attr]
+        proc.stderr.close()                            # type: ignore[union-attr]  # a PIPE
         if job.timed_out:
             self._finish(job, None, f"timeout after {job.timeout:g}s", timed_out=True)
         else:
             self._finish(job, proc.returncode, "")
 
     def _finish(self, job: _Job, rc: int | None, error: str, timed_out: bool = False) -> None:
-        result = Result(job.argv, rc, timed_out, time.monotonic() - job.started, error,
-                        job.stderr.decode("utf-8", "replace"))
+        result = Result(job.argv, rc, timed_out, error, job.stderr.decode("utf-8", "replace"))
         if job.on_done is not None:
             self.loop._call(job.on_done, (result,))
         if job.key is not None:

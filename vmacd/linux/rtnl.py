@@ -56,9 +56,13 @@ class NetlinkError(OSError):
 
 
 class Link(NamedTuple):
-    """One RTM_NEWLINK message, the fields vmacd reads."""
+    """One RTM_NEWLINK message, the fields vmacd reads.
 
-    index: int
+    A NamedTuple, not a dataclass: the guardian imports this module and keeps its imports small.
+    The records are read by field name only, so `index` (the kernel's ifindex) may shadow the
+    tuple method of that name."""
+
+    index: int  # type: ignore[assignment]  # shadows tuple.index(), never called (docstring)
     name: str
     flags: int
     carrier: bool | None
@@ -74,9 +78,9 @@ class Link(NamedTuple):
 
 
 class Addr(NamedTuple):
-    """One RTM_NEWADDR message."""
+    """One RTM_NEWADDR message (a NamedTuple for the reason Link is one)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index(), never called (see Link)
     family: int              # 4 | 6
     prefixlen: int
     address: str
@@ -260,7 +264,8 @@ class Rtnl:
             out.append(_HDR.pack(_HDR.size + len(req.body), req.type, flags, base + i, 0) + req.body)
         self._seq += len(requests)
         self.sock.send(b"".join(out))
-        results: dict[int, list] = {base + i: [] for i in range(len(requests))}
+        results: dict[int, list[tuple[int, memoryview]]] = {base + i: [] for i in range(len(requests))}
+        errors: dict[int, NetlinkError] = {}
         pending = set(results)
         while pending:
             try:
@@ -275,7 +280,7 @@ class Rtnl:
                 if mtype == NLMSG_ERROR:
                     code = -_ERR.unpack_from(body)[0]
                     if code:
-                        results[seq] = NetlinkError(code, f"{req.what}: {os.strerror(code)}")  # type: ignore[assignment]
+                        errors[seq] = NetlinkError(code, f"{req.what}: {os.strerror(code)}")
                     pending.discard(seq)
                 elif mtype == NLMSG_DONE:
                     pending.discard(seq)
@@ -283,7 +288,7 @@ class Rtnl:
                     results[seq].append((mtype, body))
                     if not flags & NLM_F_MULTI and not req.flags & NLM_F_ACK:
                         pending.discard(seq)
-        return [results[base + i] for i in range(len(requests))]
+        return [errors.get(seq, results[seq]) for seq in range(base, base + len(requests))]
 
     def one(self, req: Request) -> list[tuple[int, memoryview]]:
         """A single request; NetlinkError raised."""

@@ -18,7 +18,7 @@ from vmacd.loop import Loop, Timer
 log = logging.getLogger("vmacd.sdnotify")
 
 
-class _Repeating:
+class Repeating:
     """The handle of a repeating ping: cancel() stops whichever timer is armed now."""
 
     def __init__(self, holder: list[Timer]) -> None:
@@ -103,9 +103,9 @@ class Notifier:
     def watchdog(self) -> bool:
         return self.notify(WATCHDOG=1)
 
-    def run_watchdog(self, loop: Loop) -> Timer | None:
+    def run_watchdog(self, loop: Loop) -> Repeating | None:
         """Ping WATCHDOG=1 from `loop` every watchdog_interval() (None when there is no watchdog);
-        cancel the returned timer to stop. Pinging from the loop itself means a blocked loop stops
+        cancel the returned handle to stop. Pinging from the loop itself means a blocked loop stops
         the pings, and systemd aborts and restarts us."""
         interval = self.watchdog_interval()
         if interval is None or not self.enabled:
@@ -118,7 +118,7 @@ class Notifier:
             holder[0] = loop.call_later(interval, ping)
 
         holder.append(loop.call_later(interval, ping))
-        return _Repeating(holder)
+        return Repeating(holder)
 
     def close(self) -> None:
         if self._sock is not None:

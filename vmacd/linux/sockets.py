@@ -94,14 +94,6 @@ class VrrpSocket:
             self._membership(join=True)
             self.joined = True
 
-    def leave(self) -> None:
-        if self.joined:
-            self.joined = False
-            try:
-                self._membership(join=False)
-            except SocketError:
-                pass                          # the interface went away: nothing to leave
-
     def _membership(self, join: bool) -> None:
         if self.family == 4:
             opt = socket.IP_ADD_MEMBERSHIP if join else socket.IP_DROP_MEMBERSHIP
@@ -153,7 +145,7 @@ class VrrpSocket:
                 spec = socket.inet_aton(src or "0.0.0.0")
                 anc.append((socket.IPPROTO_IP, IP_PKTINFO,
                             struct.pack("@i4s4s", ifindex, spec, b"\0" * 4)))
-            dest: tuple = (peer, 0)
+            dest: tuple[str, int] | tuple[str, int, int, int] = (peer, 0)
         else:
             if src or ifindex:
                 spec = socket.inet_pton(socket.AF_INET6, src or "::")

@@ -5,8 +5,9 @@
   RFC 9568 8.1.2-2) and ``arp_announce=2`` (ARP requests use a source address of the outgoing
   interface, never a VIP through the parent's MAC).
 - vMAC (both families: an IPv6 vMAC must not answer ARP for IPv4 VIPs either), IPv4:
-  ``arp_ignore=1``, ``arp_announce=2`` and ``rp_filter=2`` (loose). Traffic to a VIP comes in on the vMAC while the route back
-  goes through the parent; strict mode would drop it. The kernel uses max(all, dev).
+  ``arp_ignore=1``, ``arp_announce=2`` and ``rp_filter=2`` (loose). Traffic to a VIP comes in on
+  the vMAC while the route back goes through the parent; strict mode would drop it. The kernel uses
+  max(all, dev).
 - vMAC of an IPv4 instance: ``disable_ipv6=1`` (no link-local, no MLD, no DAD from the vMAC).
 - vMAC of an IPv6 instance: ``accept_ra=0``, ``router_solicitations=0``, ``accept_dad=0``,
   ``dad_transmits=0`` (no RS or DAD from the vMAC; VIPs are added with nodad anyway).
@@ -98,10 +99,6 @@ class SysctlGuard:
         for key, value in PARENT_V4.items():
             self.set(path(4, ifname, key), value)
 
-    def saved(self) -> dict[str, str]:
-        """Path -> original value of everything changed so far."""
-        return dict(self._saved)
-
     def restore(self) -> list[str]:
         """Put back every old value; return the errors (e.g. an interface that went away)."""
         errors = []
@@ -118,6 +115,6 @@ class SysctlGuard:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, _et: type[BaseException] | None, _ev: BaseException | None,
+                 _tb: TracebackType | None) -> None:
         self.restore()
