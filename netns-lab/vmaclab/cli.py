@@ -243,8 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--advert", default="10ms,20ms")
     f.add_argument("--duration", default="10m", help="soak per implementation and interval (10m, 20s)")
     f.add_argument("--load", default="cpu-all", help="none, cpu or cpu-all, in both routers' namespaces")
-    f.add_argument("--sched", default="other",
-                   help="comma list: other (the daemons as they ship), fifo (VRRP processes SCHED_FIFO 10)")
+    f.add_argument("--sched", default="default",
+                   help="comma list: default (the daemons as they ship), other (both SCHED_OTHER), "
+                   "fifo (both SCHED_FIFO 10)")
     f.add_argument("--runs", type=int, default=1)
     f.add_argument("--json", dest="json_out")
     f.set_defaults(func=cmd_bench_soak)

@@ -9,10 +9,11 @@ advert interval), never side by side -- on two cores two loaded pairs would meas
    frames each router sends (bridge namespace), a capture of the advertisements at both bridge
    ports (kernel timestamps).
 2. The load (``--load``, jitter.py's loads: ``cpu-all`` = one busy loop per core) in *both* routers'
-   namespaces, for the whole soak and the crash after it. ``--sched``: ``other`` runs the daemons as
-   they ship (SCHED_OTHER, like the busy loops); ``fifo`` gives the processes that speak VRRP
-   (vmacd's daemon, keepalived's VRRP child) SCHED_FIFO priority 10 once they run, as an operator
-   would with systemd's ``CPUSchedulingPolicy=fifo`` (keepalived: ``vrrp_rt_priority``).
+   namespaces, for the whole soak and the crash after it. ``--sched``: ``default`` runs the daemons
+   as they ship (vmacd: SCHED_RR at its default ``realtime_priority`` 5; keepalived: SCHED_OTHER,
+   no ``vrrp_rt_priority``); ``other`` both SCHED_OTHER, like the busy loops (vmacd with
+   ``realtime_priority = 0``); ``fifo`` gives the processes that speak VRRP (vmacd's daemon,
+   keepalived's VRRP child) SCHED_FIFO priority 10 once they run (``chrt``), both alike.
 3. ``--duration`` of nothing injected. ``false_transitions``: state changes either daemon reports in
    that window (notify fifo: vmacd's notify script, keepalived's notify_fifo); none is caused by a
    fault, so every one is false. ``backup_adverts``: VRRP frames r2 sent in the window (the wire's
@@ -48,9 +49,9 @@ from .util import log, parse_duration_ms, run, wait_until
 
 PRIORITIES = (200, 150)
 SOAK_LOADS = ("none", "cpu", "cpu-all")
-SCHEDS = ("other", "fifo")
+SCHEDS = ("default", "other", "fifo")
 RT_PRIORITY = 10
-KEYS = ("impl", "advert_ms", "run", "load", "sched", "duration_s", "false_transitions",
+KEYS = ("impl", "advert_ms", "run", "load", "sched", "policy", "duration_s", "false_transitions",
         "backup_adverts", "master_adverts", "sent_ratio", "max_gap_ms", "gaps_over_mdi", "late_adverts",
         "runq_wait_s", "mdi_ms", "outage_ms", "lost", "takeover_ms", "late_ms", "new_master")
 
@@ -64,6 +65,14 @@ def _realtime(rs: list) -> None:
     for r in rs:
         for pid in r.vrrp_pids():
             run(["chrt", "-a", "-f", "-p", str(RT_PRIORITY), str(pid)])
+
+
+def policy(pid: int) -> str:
+    """Scheduling policy and priority of *pid*, e.g. ``rr 5``, ``fifo 10``, ``other 0``."""
+    names = {os.SCHED_OTHER: "other", os.SCHED_FIFO: "fifo", os.SCHED_RR: "rr",
+             os.SCHED_BATCH: "batch", os.SCHED_IDLE: "idle"}
+    pol = os.sched_getscheduler(pid) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)
+    return f"{names.get(pol, pol)} {os.sched_getparam(pid).sched_priority}"
 
 
 def _runq_s(pids: list[int]) -> float:
@@ -92,7 +101,7 @@ def _gaps(ts: list[int]) -> list[float]:
     return [(b - a) / 1e6 for a, b in itertools.pairwise(ts)]
 
 
-def one(impl: str, advert_ms: int, duration_s: float, load: str = "cpu-all", sched: str = "other",
+def one(impl: str, advert_ms: int, duration_s: float, load: str = "cpu-all", sched: str = "default",
         run_no: int = 0) -> dict:
     """One soak of *impl* (see module docstring); a row with the figures, or ``error``."""
     rec: dict = dict.fromkeys(KEYS) | {"impl": impl, "advert_ms": advert_ms, "run": run_no,
@@ -103,8 +112,10 @@ def one(impl: str, advert_ms: int, duration_s: float, load: str = "cpu-all", sch
     rec["prefix"] = lab.prefix
     hogs: list = []
     with lab:
+        extra = {"realtime_priority": 0} if sched == "other" and impl == "vmacd" else {}
         sc = scenario.Scenario(impl=impl, advert_ms=advert_ms, top_priority=PRIORITIES[0],
-                               priority_step=PRIORITIES[0] - PRIORITIES[1], timeout_s=15.0)
+                               priority_step=PRIORITIES[0] - PRIORITIES[1], timeout_s=15.0,
+                               extra=extra)
         rs = scenario._start_routers(lab, sc)
         m, b = rs
         if sched == "fifo":
@@ -118,6 +129,7 @@ def one(impl: str, advert_ms: int, duration_s: float, load: str = "cpu-all", sch
             hogs = _hogs(lab, [m.node, b.node], load)
             time.sleep(max(0.5, 5 * advert_ms / 1000))           # the load is on
             vrrp = m.vrrp_pids()
+            rec["policy"] = policy(vrrp[0])
             c0, t0, t0_ns = read_counters(lab, "lan", tbl), time.monotonic(), time.monotonic_ns()
             q0 = _runq_s(vrrp)
             _sleep(duration_s, rs)
@@ -203,16 +215,16 @@ def table(rows: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["advert_ms"], r["sched"], r["impl"]), []).append(r)
-    lines = [(f"{'advert':>7} {'sched':5} {'impl':11} {'load':8} {'runs':>4} {'soak s':>6} {'false':>5} "
+    lines = [(f"{'advert':>7} {'sched':7} {'impl':11} {'policy':8} {'runs':>4} {'soak s':>6} {'false':>5} "
               f"{'bk adv':>6} {'sent':>6} {'late':>5} {'max gap':>8} {'>MDI':>4} {'MDI':>5} {'runq':>6} | "
               f"{'crash: outage':>13} {'lost':>4} {'takeover':>8} {'late':>5}"),
-             (f"{'':>7} {'':5} {'':11} {'':8} {'':>4} {'':>6} {'trans':>5} {'':>6} {'ratio':>6} "
+             (f"{'':>7} {'':7} {'':11} {'':8} {'':>4} {'':>6} {'trans':>5} {'':>6} {'ratio':>6} "
               f"{'adv':>5} {'ms':>8} {'':>4} {'ms':>5} {'wait s':>6} | {'ms':>13} {'':>4} {'ms':>8} "
               f"{'ms':>5}")]
     order = {"vmacd": 0, "keepalived": 1}
     for (adv, sched, impl), rs in sorted(groups.items(), key=lambda kv: (
             kv[0][0], SCHEDS.index(kv[0][1]) if kv[0][1] in SCHEDS else 9, order.get(kv[0][2], 9))):
-        head = f"{adv:>5}ms {sched:5} {impl:11} {rs[0]['load']:8}"
+        head = f"{adv:>5}ms {sched:7} {impl:11} {rs[0].get('policy') or '-':8}"
         ok = [r for r in rs if "error" not in r]
         if not ok:
             lines.append(f"{head} {0:>2}/{len(rs):<1} failed: {rs[0].get('error')}")
@@ -274,7 +286,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _progress(rec: dict) -> str:
-    head = f"run {rec['run']} {rec['advert_ms']:>4} ms {rec['sched']:5} {rec['impl']:10} {rec['load']}:"
+    head = (f"run {rec['run']} {rec['advert_ms']:>4} ms {rec['sched']:7} {rec['impl']:10} "
+            f"{rec['load']} ({rec.get('policy')}):")
     if "error" in rec:
         return f"{head} FAILED {rec['error']}"
     return (f"{head} {rec['duration_s']:.0f} s, false transitions {rec['false_transitions']}, backup "

@@ -48,16 +48,16 @@ def test_bench_failover_smoke(tmp_path: Path) -> None:
 
 
 def test_bench_soak_smoke(tmp_path: Path) -> None:
-    """`vmac-lab bench soak` for 5 s at 10 ms under cpu-all: the row keys, a crash with a new
-    master, and no false transition of vmacd. The VRRP processes run SCHED_FIFO (--sched fifo):
-    with busy loops on every core and SCHED_OTHER the run queue decides whether a 10 ms
-    advertisement leaves on time (both daemons flap on two cores, docs/benchmarks.md)."""
+    """`vmac-lab bench soak` for 5 s at 10 ms under cpu-all, the daemons as they ship: the row
+    keys, a crash with a new master, and no false transition of vmacd (real-time by default;
+    keepalived runs SCHED_OTHER, where the run queue decides whether a 10 ms advertisement leaves
+    on time, so its figures are not asserted: docs/benchmarks.md)."""
     from vmaclab.soak import KEYS as SOAK_KEYS
     out = tmp_path / "soak.json"
     t0 = time.monotonic()
     cp = subprocess.run([sys.executable, "-m", "vmaclab.cli", "bench", "soak",
                          "--impl", "vmacd,keepalived", "--advert", "10ms", "--duration", "5s",
-                         "--sched", "fifo", "--json", str(out)],
+                         "--sched", "default", "--json", str(out)],
                         check=False, capture_output=True, text=True, timeout=150,
                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
     took = time.monotonic() - t0
@@ -68,11 +68,12 @@ def test_bench_soak_smoke(tmp_path: Path) -> None:
     for r in rows:
         assert set(r) >= set(SOAK_KEYS), r
         assert "error" not in r, r
-        assert (r["advert_ms"], r["load"], r["sched"], r["duration_s"]) == (10, "cpu-all", "fifo", 5.0)
-        assert r["master_adverts"] >= 0.8 * 500, r
+        assert (r["advert_ms"], r["load"], r["sched"], r["duration_s"]) == (10, "cpu-all", "default", 5.0)
+        assert r["master_adverts"] >= 0.7 * 500, r
         assert r["new_master"] == "r2" and r["outage_ms"] is not None, r
         assert 0 < r["takeover_ms"] < 10 * r["mdi_ms"], r
         assert not lab_namespaces(r["prefix"]), f"soak left namespaces of {r['prefix']} behind"
     vmacd = rows[0]
+    assert vmacd["policy"] == "rr 5", vmacd
     assert (vmacd["false_transitions"], vmacd["backup_adverts"]) == (0, 0), vmacd
     assert "false" in cp.stdout and "crash: outage" in cp.stdout
