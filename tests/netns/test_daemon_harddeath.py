@@ -1,6 +1,6 @@
 """Hard death (docs/architecture.md): SIGKILL of the master's vmacd (fault `kill`, the
 guardian child survives). The guardian hands over make-before-break, so the client, probing the
-VIP every 5 ms, loses no probe (0 of ~520 in each of 10 runs on a busy two-core machine: no
+VIP every 5 ms, loses no probe (0 of ~520 in each of 15 runs on a busy two-core machine: no
 margin). The dead box must not fight the new master: its vMAC goes down and it sends no frame
 from the vMAC once the new master's first advertisement is on the wire; a restarted vmacd cleans
 or adopts the leftovers (one vmacd macvlan, no stray VIP) and rejoins as backup.
