@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import signal
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -176,11 +177,8 @@ def freeze_backup(bed: Bed, opt: Options) -> list[dict]:
 
 # -- restart storm -----------------------------------------------------------------------------------
 def _median(vals: list) -> float | None:
-    vals = sorted(v for v in vals if v is not None)
-    if not vals:
-        return None
-    mid = len(vals) // 2
-    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
 
 
 def restart(how: str) -> Callable[[Bed, Options], list[dict]]:
@@ -289,6 +287,7 @@ def reload(bed: Bed, opt: Options) -> list[dict]:
             done[r.node].add(kind)
             _reload(r, done[r.node], bed.advert_ms)
         bed.hold(max(2.0, 10 * r1.cfg.advert_ms / 1000))
+        bed.settle()                                  # what a reload set off ends in its window
         alive = all(r.vrrp_pids() for r in targets)
         spans.append((kind, ",".join(r.node for r in targets), t0, _now(), alive, bed.states(),
                       dict(want)))
