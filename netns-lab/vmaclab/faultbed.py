@@ -198,6 +198,14 @@ class Bed:
                 if e["ifname"] == port and e["priority"] > 0 and e["t_ns"] >= t0 * 1e9
                 and (hi is None or e["t_ns"] <= hi)]
 
+    def bursts(self, node: str, t0: float, t1: float) -> int:
+        """Runs of *node*'s advertisements in [t0, t1], a new run after a silence of more than two
+        intervals: for a backup, each run is one takeover seen on the wire (it cannot time out
+        again in less than Master_Down_Interval, which is more than 3 intervals)."""
+        gap = 2 * self.advert_ms * 1e6
+        ts = self.adverts(node, t0, t1)
+        return sum(1 for i, t in enumerate(ts) if i == 0 or t - ts[i - 1] > gap)
+
     def last_advert(self, t0: float, t1: float) -> dict | None:
         """The last advertisement for our VRID either router sent in [t0, t1], with ``node``."""
         vrid = self.master.cfg.vrid

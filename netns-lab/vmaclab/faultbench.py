@@ -18,23 +18,28 @@ from .record import rfc_bounds
 from .util import log, parse_duration_ms
 
 ORDER = {"vmacd": 0, "keepalived": 1, "frr": 2}
-#: per fault: the case figures the table shows (JSON key, column label)
-FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
-    "loss10": (("false_per_10min", "false/10min"), ("takeovers_per_10min", "takeovers/10min"),
-               ("rfc_takeovers_per_10min", "RFC expects/10min")),
-    "partition": (("both_master", "split"), ("two_masters_ms", "2 masters ms"),
-                  ("yield_ms", "yield after cross ms"), ("garps", "winner GARPs"),
-                  ("lost_heal", "lost at heal")),
-    "freeze-master": (("takeover_ms", "takeover ms"), ("two_masters_ms", "2 masters ms"),
-                      ("lost_return", "lost at return"), ("winner", "master")),
-    "freeze-backup": (("takeovers", "takeovers"), ("backup_adverts", "backup adverts")),
-    "restart-term": (("lost_per_restart", "lost/restart"),
-                     ("outage_per_restart_ms", "gap/restart ms"), ("back_ms", "master again ms")),
-    "replug": (("back", "back"), ("back_ms", "back ms"), ("master_end", "master"),
-               ("lost_unplug", "lost unplug"), ("lost_replug", "lost replug")),
-    "reload": (("wire_as_intended", "wire as intended"), ("on_wire", "last advert"),
-               ("states_after", "states after")),
-    "flood": (("pps", "pps"), ("max_gap_ms", "master max advert gap ms")),
+#: per fault: the case figures the table shows (JSON key, label, how runs combine: the median,
+#: "sum" for rare events a median would hide, "mean" for rates, "max" for a worst case)
+FIGURES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "loss10": (("false_per_10min", "false/10min", "mean"),
+               ("takeovers_per_10min", "takeovers/10min", "mean"),
+               ("wire_takeovers_per_10min", "on wire", "mean"),
+               ("rfc_takeovers_per_10min", "RFC expects", "median")),
+    "partition": (("both_master", "split", ""), ("two_masters_ms", "2 masters ms", "median"),
+                  ("yield_ms", "yield after cross ms", "max"), ("garps", "winner GARPs", "median"),
+                  ("lost_heal", "lost at heal", "median")),
+    "freeze-master": (("takeover_ms", "takeover ms", "median"),
+                      ("two_masters_ms", "2 masters ms", "max"),
+                      ("lost_return", "lost at return", "median"), ("winner", "master", "")),
+    "freeze-backup": (("takeovers", "takeovers", "sum"), ("backup_adverts", "backup adverts", "sum")),
+    "restart-term": (("lost_per_restart", "lost/restart", "median"),
+                     ("outage_per_restart_ms", "gap/restart ms", "median"),
+                     ("back_ms", "master again ms", "median")),
+    "replug": (("back", "back", ""), ("back_ms", "back ms", "median"), ("master_end", "master", ""),
+               ("lost_unplug", "lost unplug", "median"), ("lost_replug", "lost replug", "median")),
+    "reload": (("wire_as_intended", "wire as intended", ""), ("on_wire", "last advert", ""),
+               ("states_after", "r1/r2 after", "")),
+    "flood": (("pps", "pps", "median"), ("max_gap_ms", "master's max advert gap ms", "max")),
 }
 FIGURES["loss30"] = FIGURES["loss10"]
 FIGURES["restart-kill"] = FIGURES["restart-term"]
@@ -75,15 +80,23 @@ def one(impl: str, fault: str, run: int, advert_ms: int, opt: Options) -> list[d
     return [base | r for r in rows]
 
 
-def _fmt(vals: list) -> str:
+def _num(v: float) -> str:
+    return f"{v:.1f}" if isinstance(v, float) and not v.is_integer() else f"{int(v)}"
+
+
+def _fmt(vals: list, how: str = "median") -> str:
+    """Runs combined: booleans as true/runs, strings as they are (with counts when they differ),
+    numbers by *how* (median, mean, sum, max); the label says which unless it is the median."""
     vals = [v for v in vals if v is not None]
     if not vals:
         return "-"
     if all(isinstance(v, bool) for v in vals):
         return f"{sum(vals)}/{len(vals)}"
     if all(isinstance(v, (int, float)) for v in vals):
-        return f"{statistics.median(vals):g}"
-    return "/".join(f"{v}" + (f"x{n}" if n > 1 else "") for v, n in Counter(vals).most_common())
+        agg = {"mean": statistics.fmean, "sum": sum, "max": max}.get(how, statistics.median)
+        return _num(agg(vals)) + (f" ({how})" if how in ("mean", "sum", "max") else "")
+    counts = Counter(str(v) for v in vals).most_common()
+    return counts[0][0] if len(counts) == 1 else " | ".join(f"{v} ({n})" for v, n in counts)
 
 
 def _trans(rows: list[dict]) -> str:
@@ -95,12 +108,14 @@ def _held(rows: list[dict]) -> str:
     marks = [r["held"] for r in rows if r.get("held") is not None]
     if not marks:
         return "-"
-    return f"{'held' if all(marks) else 'FAILED'} {sum(marks)}/{len(marks)}"
+    bad = marks.count(False)
+    return f"held {len(marks)}/{len(marks)}" if not bad else f"FAILED {bad}/{len(marks)}"
 
 
 def table(rows: list[dict], faults: list[str] | None = None) -> str:
     """One line per (case, impl): medians over the runs of the client's lost probes and longest
-    outage, transitions per router (r1/r2), the case's figures, and the invariant held k/n."""
+    outage, transitions per router (r1/r2), the invariant (held n/n, or FAILED in k of n runs) and
+    the case's figures."""
     groups: dict[tuple, list[dict]] = {}
     seen: dict[str, int] = {}                  # cases in the order they first ran
     for r in rows:
@@ -108,7 +123,7 @@ def table(rows: list[dict], faults: list[str] | None = None) -> str:
         seen.setdefault(r["case"], len(seen))
     forder = {f: i for i, f in enumerate(faults or list(CASES))}
     lines = [(f"{'case':24} {'impl':11} {'runs':>5} {'lost':>6} {'gap ms':>7} {'trans r1/r2':>11}"
-              f"  {'invariant':14} figures (median)")]
+              f"  {'invariant':14} figures (median unless marked)")]
     invariants: dict[str, str] = {}
     for (fault, case, impl), rs in sorted(groups.items(), key=lambda kv: (
             forder.get(kv[0][0], 99), seen[kv[0][1]], ORDER.get(kv[0][2], 9), kv[0][2])):
@@ -120,8 +135,8 @@ def table(rows: list[dict], faults: list[str] | None = None) -> str:
         for r in ok:
             if r.get("invariant"):
                 invariants.setdefault(case, r["invariant"])
-        figs = ", ".join(f"{label} {_fmt([r.get(key) for r in ok])}"
-                         for key, label in FIGURES.get(fault, ()))
+        figs = ", ".join(f"{label} {_fmt([r.get(key) for r in ok], how)}"
+                         for key, label, how in FIGURES.get(fault, ()))
         lines.append(f"{case:24} {impl:11} {len(ok):>2}/{len(rs):<2} "
                      f"{_fmt([r['lost'] for r in ok]):>6} {_fmt([r['outage_ms'] for r in ok]):>7} "
                      f"{_trans(ok):>11}  {_held(ok):14} {figs}")

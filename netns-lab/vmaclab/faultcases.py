@@ -85,6 +85,7 @@ def loss(pct: int) -> Callable[[Bed, Options], list[dict]]:
                      sum(tr.values()) == 0 if inv else None, seconds=round(t1 - t0, 1),
                      false_per_10min=round(sum(tr.values()) * per10, 2),
                      takeovers_per_10min=round(take * per10, 2),
+                     wire_takeovers_per_10min=round(bed.bursts(bed.backup.node, t0, end) * per10, 2),
                      rfc_takeovers_per_10min=round(rfc * per10, 2), dropped=drops)]
     return case
 
