@@ -62,6 +62,7 @@ class Bed:
         try:
             self._start()
         except BaseException:
+            self._poll_stop.set()
             self.lab.down()
             raise
         return self
