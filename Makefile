@@ -65,6 +65,11 @@ bench: deps
 	  --duration 20s --runs 3 --json lab-out/bench-scale.json || rc=1; \
 	$(VENV)/bin/vmac-lab bench jitter --impl vmacd,keepalived --advert 100ms --duration 20s \
 	  --load cpu,cpu-all,cpu-pinned,gc --runs 3 --json lab-out/bench-jitter.json || rc=1; \
+	$(VENV)/bin/vmac-lab bench faults --impl vmacd,keepalived,frr \
+	  --fault partition,freeze-master,freeze-backup,restart-term,restart-kill,replug,reload,flood \
+	  --runs 3 --json lab-out/bench-faults.json || rc=1; \
+	$(VENV)/bin/vmac-lab bench faults --impl vmacd,keepalived --fault loss10,loss30 --duration 5m \
+	  --runs 1 --json lab-out/bench-faults-loss.json || rc=1; \
 	exit $$rc
 
 lint: venv
