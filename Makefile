@@ -111,6 +111,11 @@ bench: deps
 	$(VENV)/bin/vmac-lab bench jitter --impl vmacd,keepalived --advert 100ms --duration 20s \
 	  --load cpu,cpu-all,cpu-pinned,gc --runs 3 --json lab-out/bench-jitter.json || rc=1; \
 	$(PY) tools/bench_metrics.py --runs 5 --json lab-out/bench-metrics.json || rc=1; \
+	$(VENV)/bin/vmac-lab bench faults --impl vmacd,keepalived,frr \
+	  --fault partition,freeze-master,freeze-backup,restart-term,restart-kill,replug,reload,flood \
+	  --runs 3 --json lab-out/bench-faults.json || rc=1; \
+	$(VENV)/bin/vmac-lab bench faults --impl vmacd,keepalived --fault loss10,loss30 --duration 5m \
+	  --runs 1 --json lab-out/bench-faults-loss.json || rc=1; \
 	exit $$rc
 
 # pure Python, no root: every phase runs; exits 1 on any finding, reproducers in lab-out/fuzz
