@@ -199,7 +199,7 @@ def restart(how: str) -> Callable[[Bed, Options], list[dict]]:
         bed.hold(1.0)
         end = _now()
         bed.finish()
-        per = [bed.probes(a, b) for a, b in zip(starts, starts[1:] + [end])]
+        per = [bed.probes(a, b) for a, b in zip(starts, starts[1:] + [end], strict=True)]
         back = [_ms(int(t * 1e9), a) if (t := bed.reported(r1.node, "master", a)) else None
                 for a in starts]
         n = len(starts)
@@ -230,7 +230,7 @@ def replug(bed: Bed, opt: Options) -> list[dict]:
     bed.finish()
     t_back = bed.reported(r1.node, "master", tr)
     unplug, rep = bed.probes(t0, tr), bed.probes(tr, end)
-    master = [r.node for r, s in zip(bed.rs, states) if s == "master"]
+    master = [r.node for r, s in zip(bed.rs, states, strict=True) if s == "master"]
     return [_row(bed, "replug master iface", t0, end, None, "r1's instance back, r1 master again",
                  back and settled, back=back, back_ms=_ms(int(t_back * 1e9), tr) if t_back else None,
                  master_end="+".join(master) or "none", r1_end=states[0],

@@ -31,7 +31,7 @@ def test_bench_faults_partition_smoke(tmp_path: Path) -> None:
     assert cp.returncode == 0, cp.stdout + cp.stderr
     assert took < 30, f"bench faults smoke took {took:.0f} s"
     (row,) = json.loads(out.read_text())
-    assert ROW_KEYS <= set(row), row
+    assert set(row) >= ROW_KEYS, row
     assert (row["impl"], row["fault"], row["case"], row["run"]) == ("vmacd", "partition",
                                                                     "partition + heal", 0)
     mdi = 300 + (256 - 150) * 100 / 256
