@@ -101,9 +101,10 @@ test-unit: venv
 test-netns: deps
 	$(PY) -m pytest -p no:cacheprovider --timeout=300 tests/netns tests/interop $(PYTEST_ARGS)
 
-# every bench runs even when one fails; the target fails at the end if any did. About 2 h on two
-# cores: failover ~14 min, scale ~10 min, jitter ~12 min, metrics ~2 min and the soak ~82 min
-# (10 min per implementation, interval and scheduling policy, one pair at a time; docs/benchmarks.md)
+# every bench runs even when one fails; the target fails at the end if any did. About 2 h 35 min on
+# two cores: failover ~14 min, scale ~10 min, jitter ~12 min, metrics ~2 min, the soak ~82 min (10 min
+# per implementation, interval and scheduling policy, one pair at a time) and the fault matrix
+# ~33 min (docs/benchmarks.md)
 bench: deps
 	rc=0; \
 	$(VENV)/bin/vmac-lab bench failover --impl vmacd,keepalived,frr --event crash,term,linkdown,kill \
@@ -118,6 +119,11 @@ bench: deps
 	$(VENV)/bin/vmac-lab bench soak --impl vmacd,keepalived --advert 10ms,20ms --duration 10m \
 	  --load cpu-all --sched default,fifo --json lab-out/bench-soak.json || rc=1; \
 	$(PY) tools/bench_metrics.py --runs 5 --json lab-out/bench-metrics.json || rc=1; \
+	$(VENV)/bin/vmac-lab bench faults --impl vmacd,keepalived,frr \
+	  --fault partition,freeze-master,freeze-backup,restart-term,restart-kill,replug,reload,flood \
+	  --runs 3 --json lab-out/bench-faults.json || rc=1; \
+	$(VENV)/bin/vmac-lab bench faults --impl vmacd,keepalived --fault loss10,loss30 --duration 5m \
+	  --runs 1 --json lab-out/bench-faults-loss.json || rc=1; \
 	exit $$rc
 
 # pure Python, no root: every phase runs; exits 1 on any finding, reproducers in lab-out/fuzz

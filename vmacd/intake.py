@@ -62,6 +62,8 @@ class Owner(Protocol):
 
     def execute(self, actions: list[Action]) -> None: ...
 
+    def rearm(self) -> None: ...
+
     def rate_log(self, kind: str, message: str) -> None: ...
 
 
@@ -84,20 +86,31 @@ class Intake:
         self._reclaim_at = 0.0
         self._group = VRRP_GROUP_V4 if owner.cfg.family == 4 else VRRP_GROUP_V6
         self._primary_packed = owner.primary.packed
+        self._quarter = owner.cfg.advert_interval / 4
 
     def forget(self) -> None:
         """The config or the primary address changed: the advert cached last no longer stands."""
         self._last = None
         self._primary_packed = self.owner.primary.packed
+        self._quarter = self.owner.cfg.advert_interval / 4
 
-    def receive4(self, data: bytes, ihl: int) -> None:
-        """An IPv4 packet (header included) from this instance's socket, routed by VRID."""
+    @property
+    def holdoff(self) -> float:
+        """How long this instance's adverts may wait to be read in a batch (vmacd/receiver.py):
+        none while master (a higher priority or a replay of our own frames is answered at once),
+        else a quarter of the advertisement interval: a backup times every advert from its
+        arrival stamp and reads the queue before its Master_Down_Timer acts."""
+        return 0.0 if self.router.state is State.MASTER else self._quarter
+
+    def receive4(self, data: bytes, ihl: int, now: float) -> None:
+        """An IPv4 packet (header included) from this instance's socket, routed by VRID, that
+        arrived at `now` (loop time)."""
         if data[12:16] == self._primary_packed:
             self._own_frame()
             return
         key = data[8:9] + data[12:20] + data[ihl:]     # TTL, source, destination, VRRP message
         last = self._last
-        if last is not None and key == last[0] and self.router.repeat(now := self.loop.time()):
+        if last is not None and key == last[0] and self.router.repeat(now):
             self._repeated(last[1], now)
             return
         cfg, auth = self.owner.cfg, self.owner.auth
@@ -114,17 +127,18 @@ class Intake:
         except wire.PacketError as exc:
             self._dropped(exc, _ip4(data[12:16]))
             return
-        self._accept_decoded(adv, key)
+        self._accept_decoded(adv, key, now)
 
     def receive6(self, data: bytes, src: IPAddress, dst: IPAddress | None,
-                 hops: int | None) -> None:
-        """An IPv6 VRRP payload with the metadata the kernel gave (hop limit from a cmsg)."""
+                 hops: int | None, now: float) -> None:
+        """An IPv6 VRRP payload with the metadata the kernel gave (hop limit from a cmsg), that
+        arrived at `now` (loop time)."""
         if src == self.owner.primary:
             self._own_frame()
             return
         key = bytes((hops or 0,)) + src.packed + (dst.packed if dst else b"") + data
         last = self._last
-        if last is not None and key == last[0] and self.router.repeat(now := self.loop.time()):
+        if last is not None and key == last[0] and self.router.repeat(now):
             self._repeated(last[1], now)
             return
         cfg = self.owner.cfg
@@ -136,9 +150,9 @@ class Intake:
         except wire.PacketError as exc:
             self._dropped(exc, src)
             return
-        self._accept_decoded(adv, key)
+        self._accept_decoded(adv, key, now)
 
-    def _accept_decoded(self, adv: wire.Advertisement, key: bytes) -> None:
+    def _accept_decoded(self, adv: wire.Advertisement, key: bytes, now: float) -> None:
         counters = self.owner.auth.type in ("hmac-sha256", "ah")  # a repeat of those is a replay
         if counters:
             try:
@@ -146,7 +160,6 @@ class Intake:
             except wire.PacketError as exc:
                 self._dropped(exc, adv.src)
                 return
-        now = self.loop.time()
         actions = self.router.handle(AdvertReceived(adv), now)
         drops = [a for a in actions if type(a) is Drop]
         if drops:                                           # a refused advert only counts a drop
@@ -164,6 +177,7 @@ class Intake:
 
     def _repeated(self, adv: wire.Advertisement, now: float) -> None:
         """The repeat of the advert accepted last: counters and its sender's row, cheaply."""
+        self.owner.rearm()                  # Master_Down_Timer moved
         self._heard(adv, now)
         peer = self._peer
         if peer is not None:

@@ -41,15 +41,19 @@ _Call = tuple[Callable[..., object], tuple[object, ...]]
 
 
 class Timer:
-    """One scheduled call; `cancel()` is idempotent. `when` is loop time (monotonic seconds)."""
+    """One scheduled call; `cancel()` is idempotent. `when` is loop time (monotonic seconds).
 
-    __slots__ = ("args", "cancelled", "fn", "when")
+    `slack` (s, default 0): the timer may run that much early when the loop is awake anyway for
+    a timer due before it, so timers due at about the same moment share one wake-up."""
+
+    __slots__ = ("args", "cancelled", "fn", "slack", "when")
 
     def __init__(self, when: float, fn: Callable[..., object], args: tuple[object, ...]) -> None:
         self.when = when
         self.fn = fn
         self.args = args
         self.cancelled = False
+        self.slack = 0.0
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -163,12 +167,12 @@ class Loop:
         self._dispatch(self._wait(timeout))
         now = time.monotonic()
         on_late = self.on_late
-        while timers and timers[0][0] <= now:
+        while timers and (timers[0][0] <= now or timers[0][0] - timers[0][2].slack <= now):
             _when, _seq, timer = heapq.heappop(timers)
             if timer.cancelled:
                 continue
             timer.cancelled = True              # fired: a later cancel() is a no-op
-            if on_late is not None:
+            if on_late is not None and timer.when <= now:
                 on_late(now - timer.when)
             self._call(timer.fn, timer.args)
         if self._soon:

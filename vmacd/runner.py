@@ -80,6 +80,7 @@ log = logging.getLogger("vmacd.instance")
 
 NOTIFY_TIMEOUT = 10.0            # seconds a notify script may run
 ERROR_LOG_EVERY = 10.0           # seconds between two log lines of one failing kind of action
+SEND_SLACK_MAX = 0.001           # seconds a master's advert may leave early to share a wake-up
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
                "error": logging.ERROR}
 
@@ -289,9 +290,12 @@ class Runner:
         now = self.loop.time()
         if deadline is None:
             return
-        if deadline > now:                  # it moved later since the handle was set: re-arm
-            self._set_timer(deadline)
-            return
+        if deadline > now:
+            if self.router.state is State.MASTER and deadline - now <= self._slack:
+                now = deadline              # fired with another timer due at about this moment
+            else:                           # it moved later since the handle was set: re-arm
+                self._set_timer(deadline)
+                return
         if self.router.state is State.BACKUP:
             # a stalled daemon (CPU starvation, SIGSTOP, a long pause) must not take over from a
             # live master: read what is queued first, then look at the deadline again
@@ -372,6 +376,13 @@ class Runner:
 
     # ------------------------------------------------------------------ actions
     def execute(self, actions: list[Action]) -> None:
+        if len(actions) == 1 and type(actions[0]) is SendAdvert:     # a master's steady rhythm
+            try:
+                self.out.send_advert(actions[0].priority)
+            except Exception as exc:  # noqa: BLE001 - reported like any failing action
+                self._action_failed(actions[0], exc)
+            self._arm()
+            return
         changed = False
         for action in actions:
             try:
@@ -529,21 +540,30 @@ class Runner:
 
     # ------------------------------------------------------------------ timers
     def _arm(self) -> None:
-        """Follow router.get_timer() with one loop handle.
-
-        A backup's Master_Down deadline moves later with every advertisement; cancelling and
-        re-creating the handle each time would cost more than the rest of the receive path. A
-        handle that fires too early is harmless: on_timer re-checks the deadline and re-arms.
-        Only an earlier (or first) deadline replaces the handle."""
+        """Follow router.get_timer() with one loop handle, moved whenever the deadline moves (a
+        backup's Master_Down deadline moves with every advertisement: a cancelled handle costs a
+        heap entry, a handle left to fire early would cost a wake-up)."""
         deadline = self.router.get_timer()
+        timer = self._timer
         if deadline is None:
             self._cancel()
-        elif self._timer is None or deadline < self._timer.when:
-            self._cancel()
+        elif timer is None or deadline != timer.when:
+            if timer is not None:
+                timer.cancel()
             self._set_timer(deadline)
 
+    rearm = _arm
+
     def _set_timer(self, deadline: float) -> None:
-        self._timer = self.loop.call_at(deadline, self.on_timer)
+        self._timer = timer = self.loop.call_at(deadline, self.on_timer)
+        if self.router.state is State.MASTER:
+            timer.slack = self._slack
+
+    @property
+    def _slack(self) -> float:
+        """How early a master's timer may fire with others due at about the same moment: 1 % of
+        the advertisement interval, at most 1 ms (255 VRIDs: fewer wake-ups, the rhythm kept)."""
+        return min(SEND_SLACK_MAX, self.cfg.advert_interval_cs / 10_000)
 
     def _cancel(self) -> None:
         if self._timer is not None:

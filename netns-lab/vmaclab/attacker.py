@@ -52,6 +52,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--src", required=True, help="IP source address of the advertisement")
     ap.add_argument("--mac", help="Ethernet source (default: the vMAC of --vrid)")
     ap.add_argument("--vrid", type=int, default=51)
+    ap.add_argument("--spread", type=int, default=1,
+                    help="rotate over this many VRIDs from --vrid on (each with its own vMAC)")
     ap.add_argument("--priority", type=int, default=255)
     ap.add_argument("--version", type=int, choices=(2, 3), default=3)
     ap.add_argument("--interval-cs", type=int, default=10, help="advert interval field, centiseconds")
@@ -68,8 +70,11 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Send the advertisements; bounded by --count and --duration (never beyond 60 s)."""
     args = parse(argv)
+    if not 1 <= args.spread <= 256 - args.vrid:
+        raise SystemExit(f"--spread must be 1..{256 - args.vrid} for --vrid {args.vrid}, got {args.spread}")
     from scapy.config import conf
-    frame = bytes(build(args))
+    frames = [bytes(build(argparse.Namespace(**{**vars(args), "vrid": v})))
+              for v in range(args.vrid, args.vrid + args.spread)]
     sock = conf.L2socket(iface=args.iface)
     limit = min(args.duration or MAX_SECONDS, MAX_SECONDS)
     count = args.count if not args.duration else sys.maxsize
@@ -77,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sent = 0
     try:
         while sent < count and time.monotonic() - start < limit:
-            sock.send(frame)
+            sock.send(frames[sent % len(frames)])
             sent += 1
             if args.rate > 0:
                 delay = start + sent / args.rate - time.monotonic()
@@ -94,7 +99,8 @@ def send(lab: Lab, node: str, lan: str, vrid: int, priority: int = 255, version:
          rate: float = 0.0, duration: float = 0.0, **fields: object) -> dict:
     """Run the attacker on *node* (blocking) and return its summary ``{"sent", "seconds"}``.
 
-    *fields* map to options: src, mac, ttl, type, checksum (e.g. ``ttl=64`` for an invalid TTL).
+    *fields* map to options: src, mac, ttl, type, checksum, spread (e.g. ``ttl=64`` for an invalid
+    TTL; ``spread=200``: VRIDs vrid..vrid+199 in rotation).
     """
     fam = 6 if addresses and ":" in addresses[0] else 4
     argv = [sys.executable, "-m", "vmaclab.attacker", "--iface", lab.ifname(node, lan),

@@ -180,6 +180,12 @@ def cmd_bench_soak(args: argparse.Namespace) -> int:
     return soak.main(args)
 
 
+def cmd_bench_faults(args: argparse.Namespace) -> int:
+    """``bench faults``: the fault matrix (loss, partition, freeze, restarts, replug, reload, flood)."""
+    from . import faultbench
+    return faultbench.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of vmac-lab."""
     ap = argparse.ArgumentParser(prog="vmac-lab", description="network-namespace VRRP lab")
@@ -249,6 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--runs", type=int, default=1)
     f.add_argument("--json", dest="json_out")
     f.set_defaults(func=cmd_bench_soak)
+    f = bsub.add_parser("faults", help="what each fault costs the client: the fault matrix")
+    f.add_argument("--impl", default="vmacd,keepalived", help="comma list of vmacd, keepalived, frr")
+    f.add_argument("--fault", default="loss10,loss30,partition,freeze-master,freeze-backup,"
+                   "restart-term,restart-kill,replug,reload,flood",
+                   help="comma list of the cases (default: all)")
+    f.add_argument("--runs", type=int, default=3)
+    f.add_argument("--duration", default="10m", help="how long each loss row lasts (10m, 90s)")
+    f.add_argument("--advert", default="100ms")
+    f.add_argument("--restarts", type=int, default=5, help="restarts per storm")
+    f.add_argument("--flood-pps", type=float, default=20000.0)
+    f.add_argument("--flood-duration", default="5s")
+    f.add_argument("--json", dest="json_out")
+    f.set_defaults(func=cmd_bench_faults)
     return ap
 
 

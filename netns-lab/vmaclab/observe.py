@@ -4,6 +4,7 @@ The capture process runs inside a namespace, normally the bridge's, through :cla
 :class:`FdbWatcher`::
 
     ip netns exec NS python -m vmaclab.observe --out F.jsonl [--iface p-r1 ...] [--fdb-bridge br0]
+        [--kinds vrrp,arp] [--rx-only]
 
 It prints ``ready`` once its sockets are bound and writes one JSON line per event (line-buffered, so a
 live reader sees them at once).  Frame lines (``"type": "frame"``) carry ``t_ns`` (kernel receive
@@ -40,6 +41,8 @@ from vmaclab.prober import NsProcess
 ETH_P_ALL = 0x0003
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 PACKET_OUTGOING = 4
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23   # Linux >= 4.20: the socket gets no frames sent out of its interface
 AF_BRIDGE = 7
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 NDA_LLADDR, NDA_VLAN, NDA_MASTER = 2, 5, 9
@@ -182,8 +185,10 @@ def parse_fdb_messages(buf: bytes, master_index: int | None) -> list[dict]:
 
 # --------------------------------------------------------------------------- capture process
 
-def _open_packet(ifname: str) -> socket.socket:
+def _open_packet(ifname: str, rx_only: bool = False) -> socket.socket:
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    if rx_only:
+        s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
     s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     s.bind((ifname, ETH_P_ALL))
@@ -216,12 +221,15 @@ def _read_packets(sock: socket.socket, write) -> None:
         write(d)
 
 
-def capture(out_path: str, ifaces: list[str], fdb_bridge: str | None, kinds: set[str] | None) -> None:
-    """Run until SIGTERM/SIGINT, writing frame and FDB events as JSON lines to ``out_path``."""
+def capture(out_path: str, ifaces: list[str], fdb_bridge: str | None, kinds: set[str] | None,
+            rx_only: bool = False) -> None:
+    """Run until SIGTERM/SIGINT, writing frame and FDB events as JSON lines to ``out_path``
+    (``rx_only``: the kernel hands over no ``tx`` frame, so a flood sent *to* a port costs
+    the capture nothing)."""
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("flag", True))
     signal.signal(signal.SIGINT, lambda *_: stop.__setitem__("flag", True))
-    socks = {_open_packet(i): "pkt" for i in ifaces}
+    socks = {_open_packet(i, rx_only): "pkt" for i in ifaces}
     master = None
     if fdb_bridge:
         master = socket.if_nametoindex(fdb_bridge)
@@ -262,8 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iface", action="append", default=[], help="capture on this interface (repeatable)")
     ap.add_argument("--fdb-bridge", default=None, help="watch this bridge's FDB via netlink")
     ap.add_argument("--kinds", default=None, help="comma list of frame kinds to keep (default all)")
+    ap.add_argument("--rx-only", action="store_true", help="only frames received on the interfaces")
     args = ap.parse_args(argv)
-    capture(args.out, args.iface, args.fdb_bridge, set(args.kinds.split(",")) if args.kinds else None)
+    capture(args.out, args.iface, args.fdb_bridge, set(args.kinds.split(",")) if args.kinds else None,
+            args.rx_only)
     return 0
 
 
@@ -289,9 +299,9 @@ class Observer:
 
     @classmethod
     def start(cls, ns: str | None, ifaces: list[str], out_path: str, fdb_bridge: str | None = None,
-              kinds: list[str] | None = None) -> Observer:
+              kinds: list[str] | None = None, rx_only: bool = False) -> Observer:
         """Capture on ``ifaces`` (and watch ``fdb_bridge``'s FDB) in namespace ``ns``; returns when ready."""
-        args = ["--out", out_path]
+        args = ["--out", out_path] + (["--rx-only"] if rx_only else [])
         for i in ifaces:
             args += ["--iface", i]
         if fdb_bridge:

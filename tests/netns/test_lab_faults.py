@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from vmaclab.faults import counters, fault
+from vmaclab.observe import Observer, adverts
 from vmaclab.topology import Topology
 from vmaclab.util import wait_until
 
@@ -59,3 +60,18 @@ def test_forged_advertisements_from_attacker(lab, routers, priority: int, expect
                 src="192.0.2.250")
     assert 40 <= out["sent"] <= 60
     assert r1.state() == expect
+
+
+def test_flood_spread_rotates_vrids_each_from_its_vmac(lab, tmp_path) -> None:
+    lb = lab(_topo())
+    obs = Observer.start(lb.bridge_ns("lan"), [lb.bridge_port("x1", "lan")],
+                         str(tmp_path / "obs.jsonl"), kinds=["vrrp"], rx_only=True)
+    try:
+        out = fault(lb, None, "flood", node="x1", vrid=52, spread=4, count=8, rate=0,
+                    duration=0, priority=100)
+        wait_until(lambda: len(adverts(obs.events())) >= 8, 3.0, what="8 adverts captured")
+    finally:
+        events = obs.stop()
+    assert out["sent"] == 8
+    got = [(e["vrid"], e["src_mac"], e["priority"]) for e in adverts(events)]
+    assert got == [(v, f"00:00:5e:00:01:{v:02x}", 100) for v in (52, 53, 54, 55)] * 2

@@ -1,12 +1,13 @@
 """A keepalived pair (VRRPv3, 100 ms) elects the higher priority and fails over on each fault."""
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
 from failover_bound import failover_bound_s
 from vmaclab.faults import fault
-from vmaclab.util import run, wait_until
+from vmaclab.util import kill, run, wait_until
 
 
 def _vip_holder(lab) -> list[str]:
@@ -87,3 +88,17 @@ def test_service_fault_tracks_marker_file(lab, routers) -> None:
     finally:
         for r in rs:
             r.stop()
+
+
+def test_state_reports_survive_a_reload(lab, routers) -> None:
+    """keepalived 2.2.7 drops its notify_fifo on SIGHUP unless script_user precedes it: the lab
+    must still see the state a reload leads to (here: priority lowered below the backup's)."""
+    lb = lab("pair")
+    r1, r2 = routers(lb, "keepalived", priorities=(200, 150))
+    r1.cfg.priority = 100
+    r1.write_config()
+    for pid in r1.term_pids():
+        kill(pid, signal.SIGHUP)
+    wait_until(lambda: (r1.state(), r2.state()) == ("backup", "master"), 3.0,
+               what="r1 reports backup after its reload")
+    assert "Entering BACKUP STATE" in r1.log_tail(10)

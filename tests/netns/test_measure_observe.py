@@ -64,6 +64,23 @@ def test_observer_timestamps_frames_with_a_chosen_source_mac(lan, tmp_path):
     assert adverts(events, vrid=52) == []
 
 
+def test_rx_only_capture_drops_frames_the_bridge_sends_out(lan, tmp_path):
+    """--rx-only: frames sent by the node behind a port are kept, frames flooded to it are not
+    (the flood case of ``bench faults`` must not drown its own capture)."""
+    br = lan.ns("br")
+    obs = Observer.start(br, ["p-r1", "p-c"], str(tmp_path / "obs.jsonl"), rx_only=True)
+    try:
+        send_frames_timed(lan.ns("r1"), "eth0", [vrrp_frame(PROBE_MAC, "192.0.2.1", 51, 200)] * 3,
+                          gap_s=0.01)
+        wait_for(lambda: len(frames_from_mac(obs.events(), PROBE_MAC, direction=None)) >= 3, 3,
+                 "3 frames")
+        time.sleep(0.2)
+    finally:
+        events = obs.stop()
+    got = frames_from_mac(events, PROBE_MAC, direction=None)
+    assert [(e["ifname"], e["dir"]) for e in got] == [("p-r1", "rx")] * 3
+
+
 def test_fdb_watcher_sees_a_mac_move_between_ports(lan, tmp_path):
     mac = "02:00:5e:00:77:01"
     w = FdbWatcher.start(lan.ns("br"), "br0", str(tmp_path / "fdb.jsonl"))

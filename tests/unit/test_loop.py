@@ -45,6 +45,23 @@ def test_timers_fire_within_a_fraction_of_a_millisecond(loop):
     assert statistics.median(late) < 0.0005, late
 
 
+def test_a_timer_with_slack_shares_the_wake_up_of_an_earlier_one(loop):
+    fired: list[tuple[str, float]] = []
+    now = loop.time()
+    loop.call_at(now + 0.010, lambda: fired.append(("first", loop.time())))
+    second = loop.call_at(now + 0.0108, lambda: fired.append(("second", loop.time())))
+    second.slack = 0.001
+    third = loop.call_at(now + 0.0130, lambda: fired.append(("third", loop.time())))
+    third.slack = 0.001                     # 3 ms later: outside the slack, fires on its own
+    loop.call_at(now + 0.02, loop.stop)
+    loop.run()
+    (_, t1), (_, t2), (_, t3) = fired
+    assert [name for name, _ in fired] == ["first", "second", "third"]
+    assert t2 - t1 < 0.0005                             # same iteration
+    assert t2 < now + 0.0108                            # early, within its slack
+    assert t3 >= now + 0.0130 - 0.001                   # not pulled forward by 3 ms
+
+
 def test_reader_is_level_triggered_and_removable(loop):
     a, b = socket.socketpair()
     a.setblocking(False)

@@ -163,7 +163,7 @@ def test_a_repeated_advert_takes_the_short_path_and_still_counts(loop):
     pkt = _packet(200)
     with mock.patch("vmacd.core.wire.decode", wraps=wire.decode) as decode:
         for _ in range(5):
-            runner.intake.receive4(pkt, 20)
+            runner.intake.receive4(pkt, 20, loop.time())
     assert decode.call_count == 1                        # the other four were repeats
     assert runner.metrics.n_received == 5
     assert runner.router.state is State.BACKUP and runner.router.master_seen.priority == 200
@@ -172,11 +172,11 @@ def test_a_repeated_advert_takes_the_short_path_and_still_counts(loop):
 def test_a_stalled_backup_reads_its_sockets_before_taking_over(loop):
     runner, _rec = make(loop, '"192.0.2.254/24"', "192.0.2.11")
     runner.handle(Startup())
-    runner.intake.receive4(_packet(200), 20)
+    runner.intake.receive4(_packet(200), 20, loop.time())
     deps = runner.d
     runner._timer = None
     with mock.patch.object(loop, "time", return_value=runner.router.get_timer() + 0.001):
-        deps.drain = lambda: runner.intake.receive4(_packet(200, "192.0.2.12"), 20)  # queued
+        deps.drain = lambda: runner.intake.receive4(_packet(200, "192.0.2.12"), 20, loop.time())  # queued
         runner.on_timer()
     assert runner.router.state is State.BACKUP           # the queued advert kept it backup
 
@@ -185,10 +185,10 @@ def test_our_own_source_address_is_a_replay_and_the_master_reasserts(loop):
     runner, rec = make(loop, '"192.0.2.254/24"', "192.0.2.11")
     take_over(runner)
     rec.calls.clear()
-    runner.intake.receive4(_packet(100, src="192.0.2.11"), 20)
+    runner.intake.receive4(_packet(100, src="192.0.2.11"), 20, loop.time())
     assert rec.calls == [("send", "advert")]             # one frame from the vMAC at once
     for _ in range(100):                                 # a flood: the rate limit holds
-        runner.intake.receive4(_packet(100, src="192.0.2.11"), 20)
+        runner.intake.receive4(_packet(100, src="192.0.2.11"), 20, loop.time())
     assert 1 < len(rec.calls) <= 25
 
 

@@ -210,9 +210,12 @@ class VirtualRouter:
 
     def get_timer(self) -> float | None:
         """The earliest armed deadline (absolute seconds), or None when no timer runs."""
+        if self._handover_at is None and self._hold_at is None and self._start_at is None:
+            adver, down = self._adver_at, self._down_at      # the usual case: one of these
+            return down if adver is None else adver if down is None else min(adver, down)
         armed = [t for t in (self._adver_at, self._down_at, self._handover_at, self._hold_at,
                              self._start_at) if t is not None]
-        return min(armed) if armed else None
+        return min(armed)
 
     def handle_timer(self, now: float) -> list[Action]:
         """Fire every deadline that is due at `now`. Calling early is harmless (returns [])."""

@@ -12,7 +12,10 @@ a multicast frame whose source MAC is one of our own up macvlans (a split brain 
 vMAC) reaches only that macvlan: such an instance gets a second socket on its vMAC device.
 
 The receive buffer is large (the kernel queues every advert of every VRID while the daemon is
-stalled, and the daemon reads them all before it acts on a Master_Down timer).
+stalled, and the daemon reads them all before it acts on a Master_Down timer). Every datagram is
+stamped by the kernel on arrival (SO_TIMESTAMPNS): a backup that reads its adverts in batches
+(vmacd/receiver.py) still times each one from the moment it arrived. `recv4_stamped()` and
+`recv6()` return that time (CLOCK_REALTIME seconds); plain `recv()` reads skip it.
 
 Send (unicast peers only; multicast adverts go out as full frames through `link.PacketSender`):
 TTL / hop limit 255 through IP_TTL / IPV6_UNICAST_HOPS.
@@ -32,8 +35,12 @@ IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+RECV_MAX = 8192            # bytes: the largest VRRP packet (255 IPv6 addresses + auth) fits
 RCVBUF = 8 << 20            # bytes: a 1 s stall of 255 VRIDs at 10 ms is ~25k adverts queued
-_CMSG_SPACE = socket.CMSG_SPACE(64) * 2
+_CMSG_SPACE = socket.CMSG_SPACE(64) * 3
+_STAMP_SPACE = socket.CMSG_SPACE(16)
+_TIMESPEC = struct.Struct("@qq")
 __all__ = ["IPPROTO_AH", "VRRP_PROTO", "SocketError", "VrrpSocket"]
 
 
@@ -69,6 +76,7 @@ class VrrpSocket:
         s = self.sock
         s.setblocking(False)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         try:
             s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
         except PermissionError:
@@ -112,10 +120,26 @@ class VrrpSocket:
                               f"{self.ifname}: {exc.strerror}") from None
 
     # ---- receive ---------------------------------------------------------------------------
+    def recv4_stamped(self) -> tuple[bytes, float | None] | None:
+        """One IPv4 datagram and its arrival time (CLOCK_REALTIME s), or None when nothing is
+        pending. Never raises for network conditions (counted in `errors`)."""
+        try:
+            data, anc, _flags, _addr = self.sock.recvmsg(RECV_MAX, _STAMP_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            self._count(exc)
+            return None
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                sec, nsec = _TIMESPEC.unpack_from(payload)
+                return data, sec + nsec * 1e-9
+        return data, None
+
     def recv6(self) -> tuple[bytes, ipaddress.IPv6Address, ipaddress.IPv6Address | None,
-                             int | None] | None:
-        """One IPv6 datagram as (payload, source, destination, hop limit), or None when nothing
-        is pending. Never raises for network conditions (counted in `errors`)."""
+                             int | None, float | None] | None:
+        """One IPv6 datagram as (payload, source, destination, hop limit, arrival time), or None
+        when nothing is pending. Never raises for network conditions (counted in `errors`)."""
         try:
             data, anc, _flags, addr = self.sock.recvmsg(65535, _CMSG_SPACE)
         except (BlockingIOError, InterruptedError):
@@ -125,14 +149,20 @@ class VrrpSocket:
             return None
         hops: int | None = None
         dst: ipaddress.IPv6Address | None = None
+        stamp: float | None = None
         for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET:
+                if kind == SO_TIMESTAMPNS and len(payload) >= 16:
+                    sec, nsec = _TIMESPEC.unpack_from(payload)
+                    stamp = sec + nsec * 1e-9
+                continue
             if level != socket.IPPROTO_IPV6:
                 continue
             if kind == IPV6_HOPLIMIT and len(payload) >= 4:
                 hops = struct.unpack_from("@i", payload)[0]
             elif kind == IPV6_PKTINFO and len(payload) >= 20:
                 dst = _ip6(payload[:16])
-        return data, _ip6(addr[0].split("%", 1)[0]), dst, hops
+        return data, _ip6(addr[0].split("%", 1)[0]), dst, hops, stamp
 
     # ---- unicast send ----------------------------------------------------------------------
     def send_unicast(self, payload: bytes, peer: str, ifindex: int = 0,

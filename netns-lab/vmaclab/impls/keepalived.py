@@ -43,9 +43,11 @@ class Keepalived(NotifyFifo, Router):
         adv_txt = f"{adv:g}" if c.version == 3 else str(int(adv))
         iface = self.lab.ifname(c.node, c.lan)
         plen = self.lab.topo.prefixlen(c.lan, c.family)
-        lines = ["global_defs {", f"  router_id {c.node}", f"  notify_fifo {self.fifo_path}",
-                 "  script_user root", "  enable_script_security", f"  vrrp_version {c.version}",
-                 "}"]
+        # script_user before notify_fifo: a reload parses notify_fifo with the script user known
+        # so far, and with the default one (absent) keepalived 2.2.7 drops the fifo for good
+        lines = ["global_defs {", f"  router_id {c.node}", "  script_user root",
+                 f"  notify_fifo {self.fifo_path}", "  enable_script_security",
+                 f"  vrrp_version {c.version}", "}"]
         track = ""
         if c.track:
             lines += [f"vrrp_script chk_{c.vrid} {{",
