@@ -101,15 +101,23 @@ test-unit: venv
 test-netns: deps
 	$(PY) -m pytest -p no:cacheprovider --timeout=300 tests/netns tests/interop $(PYTEST_ARGS)
 
-# every bench runs even when one fails; the target fails at the end if any did
+# every bench runs even when one fails; the target fails at the end if any did. About 2 h 35 min on
+# two cores: failover ~14 min, scale ~10 min, jitter ~12 min, metrics ~2 min, the soak ~82 min (10 min
+# per implementation, interval and scheduling policy, one pair at a time) and the fault matrix
+# ~33 min (docs/benchmarks.md)
 bench: deps
 	rc=0; \
-	$(VENV)/bin/vmac-lab bench failover --impl vmacd,keepalived,frr --event crash,term,linkdown \
-	  --advert 1s,100ms --runs 5 --json lab-out/bench-failover.json --out lab-out/failover || rc=1; \
-	$(VENV)/bin/vmac-lab bench scale --impl vmacd,keepalived --vrids 255 --advert 100ms \
+	$(VENV)/bin/vmac-lab bench failover --impl vmacd,keepalived,frr --event crash,term,linkdown,kill \
+	  --advert 100ms,20ms,10ms --runs 5 --json lab-out/bench-failover-fast.json \
+	  --out lab-out/failover || rc=1; \
+	$(VENV)/bin/vmac-lab bench failover --impl vmacd,keepalived,frr --event crash,term,linkdown,kill \
+	  --advert 1s --runs 3 --json lab-out/bench-failover-1s.json --out lab-out/failover || rc=1; \
+	$(VENV)/bin/vmac-lab bench scale --impl vmacd,keepalived --vrids 1,50,255 --advert 100ms \
 	  --duration 20s --runs 3 --json lab-out/bench-scale.json || rc=1; \
 	$(VENV)/bin/vmac-lab bench jitter --impl vmacd,keepalived --advert 100ms --duration 20s \
 	  --load cpu,cpu-all,cpu-pinned,gc --runs 3 --json lab-out/bench-jitter.json || rc=1; \
+	$(VENV)/bin/vmac-lab bench soak --impl vmacd,keepalived --advert 10ms,20ms --duration 10m \
+	  --load cpu-all --sched default,fifo --json lab-out/bench-soak.json || rc=1; \
 	$(PY) tools/bench_metrics.py --runs 5 --json lab-out/bench-metrics.json || rc=1; \
 	$(VENV)/bin/vmac-lab bench faults --impl vmacd,keepalived,frr \
 	  --fault partition,freeze-master,freeze-backup,restart-term,restart-kill,replug,reload,flood \

@@ -174,6 +174,12 @@ def cmd_bench_jitter(args: argparse.Namespace) -> int:
     return jitter.main(args)
 
 
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    """``bench soak``: the fast profile under load for a long time, then a crash of the master."""
+    from . import soak
+    return soak.main(args)
+
+
 def cmd_bench_faults(args: argparse.Namespace) -> int:
     """``bench faults``: the fault matrix (loss, partition, freeze, restarts, replug, reload, flood)."""
     from . import faultbench
@@ -222,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_bench)
     f = bsub.add_parser("scale", help="CPU per advertisement, RSS, spurious transitions at N VRIDs")
     f.add_argument("--impl", default="vmacd,keepalived")
-    f.add_argument("--vrids", type=int, default=200)
+    f.add_argument("--vrids", default="1,50,255", help="comma list of instance counts (1..255)")
     f.add_argument("--advert", default="100ms")
     f.add_argument("--duration", default="20s")
     f.add_argument("--runs", type=int, default=1)
@@ -237,6 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--runs", type=int, default=1)
     f.add_argument("--json", dest="json_out")
     f.set_defaults(func=cmd_bench_jitter)
+    f = bsub.add_parser("soak", help="fast adverts under load for a long time: false transitions, "
+                        "then a crash of the master")
+    f.add_argument("--impl", default="vmacd,keepalived")
+    f.add_argument("--advert", default="10ms,20ms")
+    f.add_argument("--duration", default="10m", help="soak per implementation and interval (10m, 20s)")
+    f.add_argument("--load", default="cpu-all", help="none, cpu or cpu-all, in both routers' namespaces")
+    f.add_argument("--sched", default="default",
+                   help="comma list: default (the daemons as they ship), other (both SCHED_OTHER), "
+                   "fifo (both SCHED_FIFO 10)")
+    f.add_argument("--runs", type=int, default=1)
+    f.add_argument("--json", dest="json_out")
+    f.set_defaults(func=cmd_bench_soak)
     f = bsub.add_parser("faults", help="what each fault costs the client: the fault matrix")
     f.add_argument("--impl", default="vmacd,keepalived", help="comma list of vmacd, keepalived, frr")
     f.add_argument("--fault", default="loss10,loss30,partition,freeze-master,freeze-backup,"

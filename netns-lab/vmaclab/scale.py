@@ -1,34 +1,40 @@
 """``vmac-lab bench scale``: two routers with N VRIDs each (one instance per VRID, vMAC on).
 
-Per implementation, over a measurement window after every instance has converged (r1 master of all,
-r2 backup of all):
+Per implementation and N, one lab per run: r1 (priority 200) and r2 (priority 100) are started one
+after the other (start-up figures, :mod:`vmaclab.scalelife`), then, over a measurement window after
+every instance has converged (r1 master of all, r2 backup of all):
 
-* CPU time of the daemon processes (``/proc/PID/stat`` utime+stime; vmacd: daemon + guardian,
+* CPU time of the daemon processes (``/proc/PID/task/*/schedstat``; vmacd: daemon + guardian,
   keepalived: parent + VRRP child) on the master and on the backup;
 * advertisements sent by the master and delivered to the backup, counted by nftables counters in the
   LAN's bridge namespace (``prerouting`` on the master's port, ``forward`` out of the backup's port):
   exact, and no capture process competing for the two cores;
 * -> CPU µs per advertisement sent (master) and per advertisement received (backup);
-* RSS (``VmRSS`` of the daemon processes) on both routers;
+* RSS (``VmRSS``) per daemon process on both routers (vmacd: daemon and guardian; keepalived:
+  parent and VRRP child) and their sum;
 * spurious transitions during the window: state changes the daemons report (vmacd: control-socket
-  history; keepalived: notify_fifo lines), plus advertisements the backup sent (must both be 0).
+  history; keepalived: notify_fifo lines that change an instance's state), plus advertisements the
+  backup sent (must both be 0).
+
+Then a reload of the master and the stop of both routers (:mod:`vmaclab.scalelife`); the tables are
+in :mod:`vmaclab.scaletable`.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from .impls.keepalived import Keepalived
+from . import scalelife, scaletable
+from .impls.base import RouterConfig
+from .impls.keepalived import KEEPALIVED, Keepalived
 from .impls.vmacd import Vmacd
 from .lab import Lab
 from .topology import resolve
-from .util import log, parse_duration_ms, run, wait_until
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from .util import log, parse_duration_ms, run
 
 
 def vip_for(vrid: int) -> str:
@@ -40,23 +46,77 @@ def _vrids(cfg, n: int) -> list[int]:
     return list(range(cfg.vrid, cfg.vrid + n))
 
 
-class ScaleVmacd(Vmacd):
-    """vmacd with ``n_vrids`` instances (VRIDs vrid..vrid+n-1), one /32 VIP each."""
+class _Scale:
+    """What the scale bench asks of a router with ``n_vrids`` instances (mixed into the impls)."""
 
     n_vrids = 1
+    proc: subprocess.Popen | None
+    cfg: RouterConfig | None
+
+    def _scale_init(self) -> None:
+        self.priorities: dict[int, int] = {}     # per-VRID priority changes (the reload)
+
+    def prio(self, vrid: int) -> int:
+        assert self.cfg is not None
+        return self.priorities.get(vrid, self.cfg.priority)
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def first_answer(self, t_exec: float, budget_s: float) -> float | None:
+        """Wall time of the control socket's first ``status`` answer (None: no control socket, or
+        none within *budget_s* of *t_exec*)."""
+        return None
+
+    def roles_rss_kb(self) -> dict[str, int]:
+        """VmRSS per process role (vmacd: vmacd, guardian; keepalived: keepalived, vrrp)."""
+        pids = self.pids()                                      # type: ignore[attr-defined]
+        by_pid = rss_kb(list(pids.values()))
+        return {role: by_pid[pid] for role, pid in pids.items() if pid in by_pid}
+
+
+class ScaleVmacd(_Scale, Vmacd):
+    """vmacd with ``n_vrids`` instances (VRIDs vrid..vrid+n-1), one /32 VIP each. No notify
+    script (the state comes from the control socket), so a transition costs no fork."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._scale_init()
 
     def render(self) -> str:
         c = self.cfg
         assert c is not None and self.lab is not None
         iface = self.lab.ifname(c.node, c.lan)
         lines = ["[global]", f'node = "{c.node}"', f'control_socket = "{self.socket_path}"',
-                 'metrics_listen = ""', f'notify = "{self.dir / "notify.sh"}"']
+                 'metrics_listen = ""']
         for v in _vrids(c, self.n_vrids):
             lines += ["", "[[instance]]", f'name = "v{v}"', f'interface = "{iface}"', f"vrid = {v}",
-                      f"version = {c.version}", f"priority = {c.priority}",
+                      f"version = {c.version}", f"priority = {self.prio(v)}",
                       f'advert_interval = "{c.advert_ms}ms"', f'virtual_ips = ["{vip_for(v)}/32"]',
                       "vmac = true", "accept = true", "garp_repeat = 1"]
         return "\n".join(lines) + "\n"
+
+    def launch(self) -> float:
+        """Start the daemon without waiting for it; returns the wall time of the exec."""
+        assert self.lab is not None and self.cfg is not None
+        log_fh = (self.dir / "vmacd.log").open("ab")
+        argv = [sys.executable, "-m", "vmacd", "run", "-c", str(self.conf_path), "--log-format",
+                "text", "--log-level", "info"]
+        t = time.time()
+        self.proc = self.lab.popen(self.node, argv, stdout=log_fh, stderr=subprocess.STDOUT)
+        log_fh.close()
+        return t
+
+    def first_answer(self, t_exec: float, budget_s: float) -> float | None:
+        from vmacd.cli.ctl import Unreachable, request
+        deadline = t_exec + budget_s
+        while self.running() and time.time() < deadline:
+            try:
+                request(str(self.socket_path), {"cmd": "status"}, timeout=max(0.1, deadline - time.time()))
+                return time.time()
+            except (Unreachable, OSError, ValueError):
+                time.sleep(0.005)
+        return None
 
     def states(self) -> dict[str, int]:
         """{state: count} over every instance (daemon's status)."""
@@ -66,48 +126,90 @@ class ScaleVmacd(Vmacd):
             out[inst["state"]] = out.get(inst["state"], 0) + 1
         return out
 
+    def _last(self) -> dict[str, dict] | None:
+        reply = self.control({"cmd": "history"})
+        if reply is None:
+            return None
+        last: dict[str, dict] = {}
+        for h in reply.get("history", []):          # oldest first
+            last[h["instance"]] = h
+        return last
+
+    def reached(self, state: str, n: int) -> float | None:
+        """Wall time at which every one of *n* instances had entered *state* and stayed there
+        (None while some instance is elsewhere)."""
+        last = self._last()
+        if last is None or len(last) < n or any(h["to"] != state for h in last.values()):
+            return None
+        return max(h["time"] for h in last.values())
+
     def transitions(self) -> int | None:
         """Transitions the daemon has recorded so far (control-socket history)."""
         reply = self.control({"cmd": "history"})
         return None if reply is None else len(reply.get("history", []))
 
 
-class ScaleKeepalived(Keepalived):
+class ScaleKeepalived(_Scale, Keepalived):
     """keepalived with ``n_vrids`` vrrp_instances (use_vmac), states counted per instance."""
-
-    n_vrids = 1
 
     def __init__(self) -> None:
         super().__init__()
+        self._scale_init()
         self.inst_state: dict[str, str] = {}
+        self.inst_since: dict[str, float] = {}
         self.n_transitions = 0
 
     def render(self) -> str:
         c = self.cfg
         assert c is not None and self.lab is not None
         iface = self.lab.ifname(c.node, c.lan)
-        lines = ["global_defs {", f"  router_id {c.node}", f"  notify_fifo {self.dir / 'notify.fifo'}",
-                 "  script_user root", "  enable_script_security", f"  vrrp_version {c.version}",
-                 "  vrrp_garp_master_repeat 1", "}"]
+        # script_user before notify_fifo: keepalived 2.2.7 drops the fifo on a reload otherwise
+        lines = ["global_defs {", f"  router_id {c.node}", "  script_user root",
+                 f"  notify_fifo {self.dir / 'notify.fifo'}", "  enable_script_security",
+                 f"  vrrp_version {c.version}", "  vrrp_garp_master_repeat 1", "}"]
         for v in _vrids(c, self.n_vrids):
             lines += [f"vrrp_instance VI_{v} {{", "  state BACKUP", f"  interface {iface}",
-                      f"  virtual_router_id {v}", f"  priority {c.priority}",
+                      f"  virtual_router_id {v}", f"  priority {self.prio(v)}",
                       f"  advert_int {c.advert_ms / 1000:g}", f"  version {c.version}",
                       f"  use_vmac vrrp4.{v}", "  virtual_ipaddress {", f"    {vip_for(v)}/32", "  }", "}"]
         return "\n".join(lines) + "\n"
 
+    def launch(self) -> float:
+        """Start keepalived without waiting for it; returns the wall time of the exec."""
+        assert self.lab is not None
+        for role in ("main", "vrrp"):
+            self._pidfile(role).unlink(missing_ok=True)
+        self._open_fifo()
+        log_fh = (self.dir / "keepalived.log").open("ab")
+        argv = [KEEPALIVED, "-P", "-n", "-l", "-D", "-G", "-f", str(self.conf_path),
+                "-p", str(self._pidfile("main")), "-r", str(self._pidfile("vrrp")),
+                "-c", str(self._pidfile("checkers")), "-i", self.lab.prefix + self.node]
+        t = time.time()
+        self.proc = self.lab.popen(self.node, argv, stdout=log_fh, stderr=subprocess.STDOUT)
+        log_fh.close()
+        return t
+
     def _parse(self, line: str) -> None:
         parts = line.split()
         if len(parts) >= 3 and parts[0] == "INSTANCE":
-            self.inst_state[parts[1].strip('"')] = parts[2].lower()
-            self.n_transitions += 1
+            name, st = parts[1].strip('"'), parts[2].lower()
+            if self.inst_state.get(name) != st:     # a repeated report is no transition
+                self.inst_state[name] = st
+                self.inst_since[name] = time.time()
+                self.n_transitions += 1
         super()._parse(line)
 
     def states(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for st in self.inst_state.values():
+        for st in list(self.inst_state.values()):
             out[st] = out.get(st, 0) + 1
         return out
+
+    def reached(self, state: str, n: int) -> float | None:
+        states, since = dict(self.inst_state), dict(self.inst_since)
+        if len(states) < n or any(s != state for s in states.values()):
+            return None
+        return max(since.values())
 
     def transitions(self) -> int | None:
         return self.n_transitions
@@ -117,16 +219,17 @@ IMPLS = {"vmacd": ScaleVmacd, "keepalived": ScaleKeepalived}
 
 
 # -- measurement helpers --------------------------------------------------------------------------
-def cpu_ticks(pids: list[int]) -> int:
-    """utime + stime (clock ticks) of *pids* (all threads of each)."""
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds of *pids* so far, every thread of each (``/proc/PID/task/TID/schedstat``: time
+    on a CPU in ns, exact where utime+stime counts 10 ms ticks)."""
     total = 0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                pass
+    return total / 1e9
 
 
 def rss_kb(pids: list[int]) -> dict[int, int]:
@@ -170,57 +273,71 @@ def read_counters(lab: Lab, lan: str, tbl: str) -> dict[str, int]:
 
 
 def one(impl: str, n: int, advert_ms: int, duration_s: float, run_no: int = 0,
-        converge_s: float = 60.0, topo: str = "pair") -> dict:
-    """One scale measurement of *impl*; returns a record (see module docstring)."""
+        topo: str = "pair") -> dict:
+    """One scale measurement of *impl* with *n* VRIDs; returns a record (see module docstring)."""
     cls = IMPLS[impl]
     lab = Lab(resolve(topo))
     rec: dict = {"impl": impl, "vrids": n, "advert_ms": advert_ms, "duration_s": duration_s,
                  "run": run_no}
     routers: list = []
     try:
-        return _measure(lab, cls, rec, n, advert_ms, duration_s, converge_s, routers)
+        lab.up()
+        _measure(lab, cls, rec, n, advert_ms, duration_s, routers)
+    except Exception as exc:  # noqa: BLE001 - one broken run must not stop the others
+        log.warning("%s %d VRIDs run %d: %s", impl, n, run_no, exc)
+        rec["error"] = str(exc).splitlines()[0]
     finally:
+        for r in routers:
+            if r.running():
+                r.stop()
         lab.down()
         for r in routers:
             r._close_fifo()     # the notify reader threads of this run
+    return rec
 
 
 def _measure(lab: Lab, cls: type, rec: dict, n: int, advert_ms: int, duration_s: float,
-             converge_s: float, routers: list) -> dict:
-    lab.up()
+             routers: list) -> None:
     for node, prio in zip(lab.topo.routers()[:2], (200, 100), strict=True):
         r = type(f"{cls.__name__}{n}", (cls,), {"n_vrids": n})()
         r.configure(lab, node, "lan", 1, vip_for(1), prio, advert_ms)
         routers.append(r)
-        r.start()
     m, b = routers
-    t0 = time.monotonic()
-    try:
-        wait_until(lambda: m.states().get("master") == n and b.states().get("backup") == n,
-                   converge_s, interval=0.25, what=f"{rec['impl']}: {n} masters on r1, {n} backups on r2")
-    except TimeoutError as exc:
-        rec["error"] = f"{exc}: r1 {m.states()} r2 {b.states()}"
+    rec["start"] = {m.node: scalelife.start_router(m, n, "master")}
+    rec["start"][b.node] = scalelife.start_router(b, n, "backup")
+    notes = [v["note"] for v in rec["start"].values() if "note" in v]
+    if notes:
+        rec["error"] = "; ".join(notes)
         log.warning("%s", rec["error"])
-        return rec
-    rec["converge_s"] = round(time.monotonic() - t0, 2)
+        return
     time.sleep(max(1.0, 5 * advert_ms / 1000))       # GARPs, macvlan setup, first learn done
     tbl = install_counters(lab, "lan", [m.node, b.node])
+    _window(lab, tbl, m, b, rec, duration_s)
+    steady = rec["cpu_master_s"] / rec["window_s"]
+    rec["reload"] = scalelife.reload(lab, m, b, n, advert_ms, lambda: read_counters(lab, "lan", tbl),
+                                     steady, cpu_s)
+    vips = {vip_for(v) for v in _vrids(m.cfg, n)}
+    rec["stop"] = {m.node: scalelife.stop_router(lab, m, n, vips, successor=b)}
+    rec["stop"][b.node] = scalelife.stop_router(lab, b, n, vips)
+
+
+def _window(lab: Lab, tbl: str, m, b, rec: dict, duration_s: float) -> None:
+    """The steady-state window: CPU, advertisements, RSS, spurious transitions."""
+    n, advert_ms = rec["vrids"], rec["advert_ms"]
+    routers = (m, b)
     tr0 = {r.node: r.transitions() for r in routers}
     pids = {r.node: list(r.pids().values()) for r in routers}
-    c0, cpu0, w0 = read_counters(lab, "lan", tbl), {k: cpu_ticks(v) for k, v in pids.items()}, \
+    c0, cpu0, w0 = read_counters(lab, "lan", tbl), {k: cpu_s(v) for k, v in pids.items()}, \
         time.monotonic()
     time.sleep(duration_s)
-    cpu1, w1 = {k: cpu_ticks(v) for k, v in pids.items()}, time.monotonic()
+    cpu1, w1 = {k: cpu_s(v) for k, v in pids.items()}, time.monotonic()
     c1 = read_counters(lab, "lan", tbl)
-    rss = {k: rss_kb(v) for k, v in pids.items()}
+    rss = {r.node: r.roles_rss_kb() for r in routers}
     tr1 = {r.node: r.transitions() for r in routers}
-    st = {r.node: r.states() for r in routers}
-    alive = {r.node: sorted(r.pids()) for r in routers}
     d = {k: c1.get(k, 0) - c0.get(k, 0) for k in c1}
     sent, recv = d.get(f"{m.node}-sent", 0), d.get(f"{b.node}-recv", 0)
-    cpu_m = (cpu1[m.node] - cpu0[m.node]) / CLK_TCK
-    cpu_b = (cpu1[b.node] - cpu0[b.node]) / CLK_TCK
-    spurious = sum((tr1[k] or 0) - (tr0[k] or 0) for k in tr0)
+    cpu_m = cpu1[m.node] - cpu0[m.node]
+    cpu_b = cpu1[b.node] - cpu0[b.node]
     rec.update(
         window_s=round(w1 - w0, 3), expected_adverts=round(n * (w1 - w0) * 1000 / advert_ms),
         adverts_sent=sent, adverts_received=recv, backup_sent=d.get(f"{b.node}-sent", 0),
@@ -228,78 +345,45 @@ def _measure(lab: Lab, cls: type, rec: dict, n: int, advert_ms: int, duration_s:
         cpu_master_pct=round(100 * cpu_m / (w1 - w0), 1), cpu_backup_pct=round(100 * cpu_b / (w1 - w0), 1),
         us_per_sent=round(cpu_m * 1e6 / sent, 2) if sent else None,
         us_per_received=round(cpu_b * 1e6 / recv, 2) if recv else None,
-        rss_master_kb=sum(rss[m.node].values()), rss_backup_kb=sum(rss[b.node].values()),
-        rss_detail={k: {str(p): v for p, v in x.items()} for k, x in rss.items()},
-        processes=alive, spurious_transitions=spurious,
+        rss_kb=rss, rss_master_kb=sum(rss[m.node].values()), rss_backup_kb=sum(rss[b.node].values()),
+        processes={r.node: sorted(r.pids()) for r in routers},
+        spurious_transitions=sum((tr1[k] or 0) - (tr0[k] or 0) for k in tr0),
         transitions_known=all(v is not None for v in tr1.values()),
-        states_end=st)
-    return rec
+        states_end={r.node: r.states() for r in routers})
 
 
-def table(rows: list[dict]) -> str:
-    """Median over runs per implementation (and the ratio to keepalived)."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["vrids"], r["advert_ms"], r["impl"]), []).append(r)
-
-    def med(rs: list[dict], k: str) -> float | None:
-        v = [r[k] for r in rs if r.get(k) is not None]
-        return statistics.median(v) if v else None
-
-    ka = {(n, a): rs for (n, a, i), rs in groups.items() if i == "keepalived"}
-    lines = [(f"{'vrids':>5} {'advert':>7} {'impl':11} {'runs':>4} {'sent/s':>7} {'µs/sent':>8} "
-              f"{'µs/recv':>8} {'CPU% m':>7} {'CPU% b':>7} {'RSS m MB':>8} {'RSS b MB':>8} "
-              f"{'spurious':>8} {'bk sent':>7} {'vs ka sent':>10} {'vs ka recv':>10}")]
-    order = lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "vmacd")   # vmacd first in each group
-    for (n, adv, impl), rs in sorted(groups.items(), key=order):
-        ok = [r for r in rs if "error" not in r]
-        if not ok:
-            lines.append(f"{n:>5} {adv:>5}ms {impl:11} {0:>2}/{len(rs):<1} failed: {rs[0].get('error')}")
-            continue
-        rate = statistics.median(r["adverts_sent"] / r["window_s"] for r in ok)
-        base = ka.get((n, adv))
-
-        def ratio(k: str, base: list[dict] | None = base, ok: list[dict] = ok) -> str:
-            if not base:
-                return "-"
-            b, v = med(base, k), med(ok, k)
-            return f"{v / b:.2f}x" if b and v is not None else "-"
-
-        f = (lambda v, w, p=1: f"{v:{w}.{p}f}" if v is not None else f"{'-':>{w}}")
-        lines.append(f"{n:>5} {adv:>5}ms {impl:11} {len(ok):>2}/{len(rs):<1} {rate:7.0f} "
-                     f"{f(med(ok, 'us_per_sent'), 8)} {f(med(ok, 'us_per_received'), 8)} "
-                     f"{f(med(ok, 'cpu_master_pct'), 7)} {f(med(ok, 'cpu_backup_pct'), 7)} "
-                     f"{f(med(ok, 'rss_master_kb') / 1024, 8)} {f(med(ok, 'rss_backup_kb') / 1024, 8)} "
-                     f"{max(r['spurious_transitions'] for r in ok):>8} "
-                     f"{max(r['backup_sent'] for r in ok):>7} "
-                     f"{ratio('us_per_sent'):>10} {ratio('us_per_received'):>10}")
-    return "\n".join(lines)
+def good(rec: dict) -> bool:
+    """Measured, with no spurious transition, no backup advert, and a reload that changed no state."""
+    rl = rec.get("reload") or {}
+    return ("error" not in rec and rec["spurious_transitions"] == 0 and rec["backup_sent"] == 0
+            and rl.get("applied_ms") is not None and rl.get("transitions") == 0
+            and rl.get("backup_sent") == 0)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run every impl --runs times (interleaved), print the table, write --json; exit 0 when every
-    run measured and saw no spurious transition."""
+    """Every N x impl, --runs times (implementations interleaved), print the tables, write --json;
+    exit 0 when every run measured, saw no spurious transition and reloaded without one."""
     impls = [s for s in args.impl.split(",") if s]
     for i in impls:
         if i not in IMPLS:
             raise SystemExit(f"bench scale: no scale support for {i!r} (known: {', '.join(IMPLS)})")
+    sizes = [int(v) for v in str(args.vrids).split(",") if v]
+    for v in sizes:
+        if not 1 <= v <= 255:
+            raise SystemExit(f"bench scale: --vrids takes 1..255, got {v}")
     advert = parse_duration_ms(args.advert)
     duration = parse_duration_ms(args.duration) / 1000
     rows = []
     for k in range(args.runs):
-        for impl in impls:
-            rec = one(impl, args.vrids, advert, duration, k)
-            rows.append(rec)
-            if "error" in rec:
-                print(f"run {k} {impl:10}: FAILED {rec['error']}", flush=True)
-            else:
-                print(f"run {k} {impl:10}: {rec['adverts_sent']} sent, {rec['adverts_received']} received "
-                      f"in {rec['window_s']:.1f} s; {rec['us_per_sent']} µs/sent, {rec['us_per_received']} "
-                      f"µs/recv; RSS {rec['rss_master_kb'] / 1024:.1f}/{rec['rss_backup_kb'] / 1024:.1f} MB; "
-                      f"spurious {rec['spurious_transitions']}, backup sent {rec['backup_sent']}", flush=True)
-    print(table(rows))
+        for n in sizes:
+            for impl in impls:
+                rec = one(impl, n, advert, duration, k)
+                rows.append(rec)
+                print(scaletable.progress(rec), flush=True)
+    print(scaletable.table(rows))
+    print()
+    print(scaletable.life_table(rows))
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps(rows, indent=1) + "\n")
-    good = all("error" not in r and r["spurious_transitions"] == 0 and r["backup_sent"] == 0 for r in rows)
-    return 0 if good else 1
+    return 0 if all(good(r) for r in rows) else 1

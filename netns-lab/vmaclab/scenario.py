@@ -132,6 +132,9 @@ def run(sc: Scenario, out_dir: Path | None = None) -> dict:
                 captured = []
             for e in events_from_observer(captured, port_node, [vmac]):
                 rec.add_event(e.pop("t_ns"), e.pop("kind"), **e)
+            if new is not None:
+                rec.meta["old_vmac_after"] = _old_vmac_after(captured, lab, sc.lan, old, new,
+                                                             vmac, rec.fault_ns)
         for echo in echoes:
             echo.stop()
         for r in rs:
@@ -140,6 +143,19 @@ def run(sc: Scenario, out_dir: Path | None = None) -> dict:
         if new is None:
             rec.probe["outage_ms"] = None
     return _save(rec, sc, out_dir)
+
+
+def _old_vmac_after(captured: list[dict], lab: Lab, lan: str, old: Router, new: Router, vmac: str,
+                    fault_ns: int) -> int | None:
+    """Frames the old master's box sent from the vMAC after the new master's first advertisement
+    (None when no advertisement of the new master was captured)."""
+    from .observe import adverts, frames_from_mac
+    firsts = [e for e in adverts(captured) if e["ifname"] == lab.bridge_port(new.node, lan)
+              and e["t_ns"] >= fault_ns]
+    if not firsts:
+        return None
+    return len(frames_from_mac(captured, vmac, after_ns=firsts[0]["t_ns"],
+                               ifname=lab.bridge_port(old.node, lan)))
 
 
 def _save(rec, sc: Scenario, out_dir: Path | None) -> dict:

@@ -7,9 +7,10 @@
   a capture, the daemon's own state report;
 * ``notify_ms``    -- the daemon's state report (vmacd/keepalived notify, FRR polled through vtysh);
 * ``last_advert_ms`` -- the old master's last advertisement before the fault;
-* ``expected_ms``  -- when the RFC says the backup takes over: last advertisement it heard +
-  Master_Down_Interval for ``crash``/``linkdown`` (the timer restarts at each advertisement), the
-  priority-0 advertisement + Skew_Time for ``term``;
+* ``expected_ms``  -- when the RFC says the backup takes over: the priority-0 advertisement +
+  Skew_Time when the old master sent one (``term``; ``kill`` of vmacd, whose guardian hands over),
+  else last advertisement heard + Master_Down_Interval (``crash``/``linkdown``/``kill``: the timer
+  restarts at each advertisement);
 * ``fdb_ms`` (vMAC moved to the new master's bridge port), ``garps`` (list of ms), ``outage_ms``.
 """
 from __future__ import annotations
@@ -37,15 +38,19 @@ def analyze(rec: dict) -> dict:
                  "outage_ms": rec.get("outage_ms")}
     if f is None:
         return out
-    before = [e for e in ev if e["kind"] == "advert" and e.get("node") == old and e["t_ns"] <= f + 5e6]
     adv_old = [e for e in ev if e["kind"] == "advert" and e.get("node") == old]
+    first = [e for e in ev if e["kind"] == "advert" and new and e.get("node") == new
+             and e["t_ns"] >= f]
+    # the old master's adverts count as heard until the new master's first one (a link set down
+    # by a command lets an advert or two out after the fault's timestamp)
+    heard_until = first[0]["t_ns"] if first else f + 5e6
+    before = [e for e in adv_old if e["t_ns"] <= heard_until and e.get("priority") != 0]
     prio0 = [e for e in adv_old if e["t_ns"] >= f and e.get("priority") == 0]
     if before:
         out["last_advert_ms"] = _ms(before[-1]["t_ns"], f)
     if prio0:
         out["prio0_ms"] = _ms(prio0[0]["t_ns"], f)
     if new:
-        first = [e for e in ev if e["kind"] == "advert" and e.get("node") == new and e["t_ns"] >= f]
         if first:
             out["first_advert_ms"] = _ms(first[0]["t_ns"], f)
         st = [e for e in ev if e["kind"] == "state" and e.get("node") == new and e["t_ns"] >= f
@@ -60,7 +65,9 @@ def analyze(rec: dict) -> dict:
         if fdb:
             out["fdb_ms"] = _ms(fdb[0]["t_ns"], f)
     mdi, skew = rec.get("mdi_ms"), rec.get("skew_ms")
-    if rec.get("event") == "term" and out["prio0_ms"] is not None and skew is not None:
+    if out["prio0_ms"] is not None and skew is not None:
+        # term, and a kill that something still hands over (vmacd's guardian): the backup's timer
+        # is Skew_Time from the priority-0 advertisement
         out["expected_ms"] = round(out["prio0_ms"] + skew, 3)
     elif rec.get("event") in ("crash", "linkdown", "kill", "freeze") and out["last_advert_ms"] is not None \
             and mdi is not None:
@@ -109,7 +116,7 @@ def render(rec: dict, png: str | None = None, max_garps: int = 5) -> str:
             rows.append((a["prio0_ms"], _line(a["prio0_ms"], old, "advertisement with priority 0 "
                                               "(I am leaving)")))
         if a["expected_ms"] is not None:
-            why = ("priority-0 advert + Skew_Time" if rec["event"] == "term"
+            why = ("priority-0 advert + Skew_Time" if a["prio0_ms"] is not None
                    else "last advert + Master_Down_Interval")
             rows.append((a["expected_ms"], _line(a["expected_ms"], "RFC", f"backup timer expires "
                                                  f"({why})")))

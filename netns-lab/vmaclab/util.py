@@ -96,7 +96,8 @@ def read_pidfile(path: Path) -> int | None:
 
 
 def parse_duration_ms(text: str | float) -> int:
-    """Parse ``"100ms"``, ``"1s"``, ``"1.5s"`` or a bare number of ms into integer milliseconds."""
+    """Parse ``"100ms"``, ``"1s"``, ``"1.5s"``, ``"10m"`` or a bare number of ms into integer
+    milliseconds."""
     if isinstance(text, (int, float)):
         return int(text)
     s = text.strip().lower()
@@ -104,4 +105,6 @@ def parse_duration_ms(text: str | float) -> int:
         return int(float(s[:-2]))
     if s.endswith("s"):
         return round(float(s[:-1]) * 1000)
+    if s.endswith("m"):
+        return round(float(s[:-1]) * 60_000)
     return int(float(s))

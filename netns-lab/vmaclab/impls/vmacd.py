@@ -46,7 +46,7 @@ class Vmacd(NotifyFifo, Router):
 
         ``virtual_ips``: ``extra["vips"]`` in that order when given, else the VIP (IPv6: after
         ``fe80::1``). Instance keys in ``extra`` (unicast_peers, ipv6_link_local_first, ...) are
-        written as given.
+        written as given; ``extra["realtime_priority"]`` goes to ``[global]``.
         """
         c = self.cfg
         assert c is not None and self.lab is not None
@@ -58,7 +58,10 @@ class Vmacd(NotifyFifo, Router):
             vips.insert(0, "fe80::1/64")        # the VR link-local first (RFC 9568 §5.2.9)
         lines = ["[global]", f'node = "{c.node}"', f'control_socket = "{self.socket_path}"',
                  f'metrics_listen = "{x.get("metrics_listen", "127.0.0.1:9650")}"',
-                 f'notify = "{self.dir / "notify.sh"}"', "", "[[instance]]", 'name = "lan"',
+                 f'notify = "{self.dir / "notify.sh"}"',
+                 *([f"realtime_priority = {int(x['realtime_priority'])}"]
+                   if "realtime_priority" in x else []),
+                 "", "[[instance]]", 'name = "lan"',
                  f'interface = "{iface}"', f"vrid = {c.vrid}", f"version = {c.version}",
                  f"priority = {c.priority}", f'advert_interval = "{c.advert_ms}ms"',
                  "virtual_ips = [" + ", ".join(f'"{v}"' for v in vips) + "]",
