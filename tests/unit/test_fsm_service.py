@@ -166,6 +166,15 @@ def test_repeat_moves_the_deadline_like_a_full_accept():
     assert not r.repeat(4.0)                           # any other input ends the shortcut
 
 
+def test_repeat_arms_no_takeover_while_drained():
+    r = backup()
+    r.handle(Maintenance(True), 2.0)
+    r.handle(adv(100), 2.1)                            # accepted: the master is heard
+    assert r.repeat_ok and r.get_timer() is None
+    assert r.repeat(2.2) and r.get_timer() is None     # as the full handling: nothing to claim
+    assert r.handle_timer(60.0) == [] and r.state is State.BACKUP
+
+
 def test_repeat_does_not_stand_for_a_discarded_advert():
     r = VirtualRouter(params(priority=200))
     r.handle(Startup(), 0.0)

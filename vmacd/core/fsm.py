@@ -205,7 +205,8 @@ class VirtualRouter:
         that shortcut does not apply; the caller then handles the advert in full."""
         if not self._repeat_ok:
             return False
-        self._down_at = max(now + self._mdi_s, self._startup_until)
+        if self.may_claim:          # as _accept: no Master_Down_Timer while drained or failed
+            self._down_at = max(now + self._mdi_s, self._startup_until)
         return True
 
     def get_timer(self) -> float | None:
