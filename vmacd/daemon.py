@@ -415,10 +415,13 @@ class Daemon:
             return set()
 
     def persist_maintenance(self, name: str, on: bool) -> None:
-        """Remember (or forget) a drain across restarts, atomically."""
+        """Remember (or forget) a drain across restarts, atomically. Nothing is written when
+        nothing changes (a drain ended that was never persisted leaves no file behind)."""
         state_dir = self.config.global_.state_dir
-        names = self.persisted_maintenance()
-        names = names | {name} if on else names - {name}
+        before = self.persisted_maintenance()
+        names = before | {name} if on else before - {name}
+        if names == before:
+            return
         os.makedirs(state_dir, mode=0o755, exist_ok=True)
         path = os.path.join(state_dir, MAINTENANCE_FILE)
         tmp = path + ".tmp"

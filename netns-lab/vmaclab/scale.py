@@ -88,7 +88,7 @@ class ScaleVmacd(_Scale, Vmacd):
         assert c is not None and self.lab is not None
         iface = self.lab.ifname(c.node, c.lan)
         lines = ["[global]", f'node = "{c.node}"', f'control_socket = "{self.socket_path}"',
-                 'metrics_listen = ""']
+                 'metrics_listen = ""', f'state_dir = "{self.dir / "state"}"']
         for v in _vrids(c, self.n_vrids):
             lines += ["", "[[instance]]", f'name = "v{v}"', f'interface = "{iface}"', f"vrid = {v}",
                       f"version = {c.version}", f"priority = {self.prio(v)}",

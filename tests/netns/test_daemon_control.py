@@ -87,6 +87,36 @@ def test_maintenance_hands_over_without_loss_and_returns(fleet) -> None:
     wait_until(lambda: vip_holders(lab, lab.vip("lan")) == ["r1"], 2.0, what="VIP back on r1")
 
 
+def test_persistent_maintenance_outlives_a_restart_and_leaves_nothing_when_off(fleet) -> None:
+    lab = fleet.lab
+    rs = fleet.elect([("r1", 200), ("r2", 100)], master="r1")
+    r1, r2 = rs["r1"], rs["r2"]
+    state = r1.dir / "state" / "maintenance.json"
+    # a drain that was never persisted writes nothing when it ends
+    vmacctl(lab, "r1", r1, "maintenance", "lan", "on")
+    vmacctl(lab, "r1", r1, "maintenance", "lan", "off")
+    assert not state.exists()
+    wait_until(lambda: (r1.state(), r2.state()) == ("master", "backup"), failover_bound_s(200),
+               what="r1 back after a plain drain")
+
+    reply = _json(vmacctl(lab, "r1", r1, "maintenance", "lan", "on", "--persist", "--json"))
+    assert reply["ok"] and reply["persistent"] is True
+    assert json.loads(state.read_text()) == {"instances": {"lan": True}}
+    wait_until(lambda: (r1.state(), r2.state()) == ("backup", "master"), failover_bound_s(100),
+               what="handover on maintenance")
+    r1.stop()
+    r1.start()                        # the higher priority comes back drained: it claims nothing
+    sleep_observing(1.0)
+    assert (r1.state(), r2.state()) == ("backup", "master")
+    assert _json(vmacctl(lab, "r1", r1, "status", "--json"))["instances"][0]["maintenance"] is True
+
+    reply = _json(vmacctl(lab, "r1", r1, "maintenance", "lan", "off", "--json"))
+    assert reply["ok"] and reply["persistent"] is False
+    assert json.loads(state.read_text()) == {"instances": {}}
+    wait_until(lambda: (r1.state(), r2.state()) == ("master", "backup"), failover_bound_s(200),
+               what="r1 back after maintenance off")
+
+
 def test_reload_applies_refuses_broken_and_does_not_flap(fleet) -> None:
     lab = fleet.lab
     rs = fleet.elect([("r1", 200), ("r2", 100)], master="r1")

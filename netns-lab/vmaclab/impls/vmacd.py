@@ -59,6 +59,7 @@ class Vmacd(NotifyFifo, Router):
         lines = ["[global]", f'node = "{c.node}"', f'control_socket = "{self.socket_path}"',
                  f'metrics_listen = "{x.get("metrics_listen", "127.0.0.1:9650")}"',
                  f'notify = "{self.dir / "notify.sh"}"',
+                 f'state_dir = "{self.dir / "state"}"',
                  *([f"realtime_priority = {int(x['realtime_priority'])}"]
                    if "realtime_priority" in x else []),
                  "", "[[instance]]", 'name = "lan"',
