@@ -7,7 +7,8 @@ header (after the AH header for protocol 51) and hands the bytes to the runner's
 (vmacd/intake.py), which decodes them (or recognises a repeat). Packets for a VRID nobody runs
 on that interface are counted as `vrid` drops with an empty instance label.
 
-Batches. A socket whose instances are all backups (or not running) is read in batches: the first
+Batches. A socket shared by several instances that are all backups (or not running) is read in
+batches (a socket of one instance is read at once: there is nothing to batch it with): the first
 datagram that arrives starts a hold-off (at most HOLDOFF_MAX, a quarter of the shortest
 advertisement interval), then everything queued is read at once. A backup acts on its adverts
 only through its Master_Down_Timer, and each advert is timed from the kernel's arrival stamp, not
@@ -113,6 +114,9 @@ class Receiver:
     # ------------------------------------------------------------------ batches
     def _readable(self, port: _Port) -> None:
         """The socket has data: read it now, or hold it for a batch (module docstring)."""
+        if len(port.routes) < 2:        # nothing to batch with: a hold would only add a wake-up
+            port.read(False)
+            return
         hold = HOLDOFF_MAX
         for runner in port.routes.values():
             h = runner.holdoff
