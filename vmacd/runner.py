@@ -58,7 +58,6 @@ from vmacd.core.params import RouterParams
 from vmacd.core.peers import PeerTable
 from vmacd.core.proto import IPAddress
 from vmacd.intake import Intake
-from vmacd.linux.guardian import GuardSpec
 from vmacd.linux.link import PacketSender
 from vmacd.linux.links import Vmac
 from vmacd.linux.procs import Result
@@ -70,7 +69,7 @@ from vmacd.sending import InstanceSender
 if TYPE_CHECKING:
     from vmacd.control.commands import JsonObject
     from vmacd.control.metrics import Metrics
-    from vmacd.linux.guardian import Guardian
+    from vmacd.linux.guardian import Guardian, GuardSpec
     from vmacd.linux.links import Links
     from vmacd.linux.nft import AcceptModeFilter, OwnerFilter
     from vmacd.linux.procs import Processes

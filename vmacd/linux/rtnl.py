@@ -13,12 +13,18 @@ in one `sendmsg()` and returns, per request, its reply messages or a `NetlinkErr
 """
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import socket
 import struct
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+
+# The guardian imports this module and keeps its imports small: the records are
+# collections.namedtuple at run time (`typing` alone is ~0.9 MB of RSS), typed for mypy below.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
 # message types
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
@@ -55,37 +61,53 @@ class NetlinkError(OSError):
     """The kernel refused a request; `errno` is its error code, the message says what was asked."""
 
 
-class Link(NamedTuple):
-    """One RTM_NEWLINK message, the fields vmacd reads.
+if TYPE_CHECKING:
+    class _LinkRecord(NamedTuple):
+        index: int  # type: ignore[assignment]  # shadows tuple.index(), never called (see Link)
+        name: str
+        flags: int
+        carrier: bool | None
+        mac: str
+        alias: str
+        kind: str
+        parent: int              # IFLA_LINK (0: none)
 
-    A NamedTuple, not a dataclass: the guardian imports this module and keeps its imports small.
-    The records are read by field name only, so `index` (the kernel's ifindex) may shadow the
-    tuple method of that name."""
+    class Addr(NamedTuple):
+        """One RTM_NEWADDR message."""
 
-    index: int  # type: ignore[assignment]  # shadows tuple.index(), never called (docstring)
-    name: str
-    flags: int
-    carrier: bool | None
-    mac: str
-    alias: str
-    kind: str
-    parent: int              # IFLA_LINK (0: none)
+        index: int  # type: ignore[assignment]  # shadows tuple.index(), never called (see Link)
+        family: int              # 4 | 6
+        prefixlen: int
+        address: str
+        proto: int               # IFA_PROTO (0: not set)
+        flags: int               # IFA_FLAGS (or the 8-bit ifa_flags)
+
+    class Request(NamedTuple):
+        """One request: message type, flags (NLM_F_REQUEST is added) and body; `what` for
+        errors."""
+
+        type: int
+        flags: int
+        body: bytes
+        what: str
+else:
+    _LinkRecord = collections.namedtuple(
+        "_LinkRecord", "index name flags carrier mac alias kind parent")
+    Addr = collections.namedtuple("Addr", "index family prefixlen address proto flags")
+    Request = collections.namedtuple("Request", "type flags body what")
+
+
+class Link(_LinkRecord):
+    """One RTM_NEWLINK message, the fields vmacd reads. A named tuple, not a dataclass (see the
+    imports); the records are read by field name only, so `index` (the kernel's ifindex) may
+    shadow the tuple method of that name."""
+
+    __slots__ = ()
 
     @property
     def up(self) -> bool:
         """Administratively up and carrier: what "the link is up" means everywhere in vmacd."""
         return bool(self.flags & IFF_UP) and self.carrier is True
-
-
-class Addr(NamedTuple):
-    """One RTM_NEWADDR message (a NamedTuple for the reason Link is one)."""
-
-    index: int  # type: ignore[assignment]  # shadows tuple.index(), never called (see Link)
-    family: int              # 4 | 6
-    prefixlen: int
-    address: str
-    proto: int               # IFA_PROTO (0: not set)
-    flags: int               # IFA_FLAGS (or the 8-bit ifa_flags)
 
 
 def _align(n: int) -> int:
@@ -144,15 +166,6 @@ def parse_addr(body: memoryview) -> Addr:
     flags = struct.unpack("=I", a[IFA_FLAGS])[0] if IFA_FLAGS in a else flags8
     return Addr(index, 4 if fam == socket.AF_INET else 6, plen, address,
                 proto[0] if proto else 0, flags)
-
-
-class Request(NamedTuple):
-    """One request: message type, flags (NLM_F_REQUEST is added) and body; `what` for errors."""
-
-    type: int
-    flags: int
-    body: bytes
-    what: str
 
 
 # ---- request builders -------------------------------------------------------------------------
