@@ -9,8 +9,10 @@
   the server by its pid file, or by its command line in /proc when the pid file is gone.
 
 Resource commands for vmacd: start is lighttpd itself (``lighttpd -f CONF`` returns once the
-server listens, and fails while another server holds port 80), stop is ``web-ctl stop`` (TERM,
-KILL after a grace period, success when nothing of this config runs), monitor is
+server listens, and fails while another server holds port 80), stop is ``web-ctl stop`` (INT:
+lighttpd's graceful shutdown, which closes the listening socket and finishes the requests it
+has accepted, so a planned handover cuts no answer short; KILL after a grace period; success when
+nothing of this config runs), monitor is
 ``web-ctl status`` (fails when the server of this config is dead or does not answer
 ``GET /`` on 127.0.0.1 with 200 within its timeout).
 
@@ -45,6 +47,7 @@ server.pid-file = "{pidfile}"
 server.errorlog = "{errorlog}"
 server.tag = "lighttpd node {node}"
 server.max-keep-alive-requests = 0
+server.graceful-shutdown-timeout = 2
 index-file.names = ("index.html")
 mimetype.assign = (".html" => "text/html", ".txt" => "text/plain")
 """
@@ -153,10 +156,11 @@ def running_pid(conf: Path) -> int | None:
 
 
 def stop(conf: Path, grace_s: float = STOP_GRACE_S) -> int:
-    """TERM the server, KILL it after *grace_s*; 0 once none of this config runs."""
+    """INT the server (a graceful shutdown), KILL it after *grace_s*; 0 once none of this config
+    runs."""
     pid = running_pid(conf)
     if pid is not None:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)
         deadline = time.monotonic() + grace_s
         while running_pid(conf) == pid and time.monotonic() < deadline:
             time.sleep(0.01)

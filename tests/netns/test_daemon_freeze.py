@@ -45,14 +45,19 @@ def _freeze(lab, r, seconds: float) -> tuple[int, int]:
     return int(done["t"] * 1e9), int(thawed["t"] * 1e9)
 
 
-@pytest.mark.parametrize("freeze_s", [0.5, 1.0])
-def test_frozen_backup_wakes_as_backup(fleet, freeze_s: float) -> None:
+def _pair_observed(fleet) -> tuple:
+    """r1 (200) master, r2 (150) backup, the LAN captured; (lab, r1, r2, observer, histories)."""
     lab = fleet.lab
     rs = fleet.elect([("r1", 200), ("r2", 150)], master="r1")
     r1, r2 = rs["r1"], rs["r2"]
     obs = capture(fleet)
     sleep_observing(0.5)
-    before = (_history(r1), _history(r2))
+    return lab, r1, r2, obs, (_history(r1), _history(r2))
+
+
+@pytest.mark.parametrize("freeze_s", [0.5, 1.0])
+def test_frozen_backup_wakes_as_backup(fleet, freeze_s: float) -> None:
+    lab, r1, r2, obs, before = _pair_observed(fleet)
 
     t_freeze, t_thaw = _freeze(lab, r2, freeze_s)
     sleep_observing(1.0)                   # ten more adverts of r1 after the thaw
@@ -72,12 +77,7 @@ def test_frozen_backup_wakes_as_backup(fleet, freeze_s: float) -> None:
 
 @pytest.mark.parametrize("freeze_s", [0.5, 1.0])
 def test_frozen_master_is_replaced_when_the_timer_expires(fleet, freeze_s: float) -> None:
-    lab = fleet.lab
-    rs = fleet.elect([("r1", 200), ("r2", 150)], master="r1")
-    r1, r2 = rs["r1"], rs["r2"]
-    obs = capture(fleet)
-    sleep_observing(0.5)
-    before = (_history(r1), _history(r2))
+    lab, r1, r2, obs, before = _pair_observed(fleet)
 
     t_freeze, t_thaw = _freeze(lab, r1, freeze_s)
     wait_until(lambda: (r1.state(), r2.state()) == ("master", "backup"), 5.0,

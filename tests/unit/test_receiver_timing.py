@@ -1,7 +1,9 @@
-"""The receiver's timing. receiver._arrived: a kernel arrival stamp (CLOCK_REALTIME) becomes loop time; a stamp that
-cannot be right (none, in the future, or older than a second: the wall clock was stepped)
-counts as the moment of the read. Receiver._readable: a socket of one instance, or with a master
-on it, is read at once; one shared by backups is held for the shortest hold-off, capped."""
+"""The receiver's timing.
+
+receiver._arrived: a kernel arrival stamp (CLOCK_REALTIME) becomes loop time; a stamp that cannot
+be right (none, in the future, or older than a second: the wall clock was stepped) counts as the
+moment of the read. Receiver._readable: a socket of one instance, or with a master on it, is read
+at once; one shared by backups is held for the shortest hold-off, capped."""
 from __future__ import annotations
 
 import pytest
