@@ -219,17 +219,23 @@ IMPLS = {"vmacd": ScaleVmacd, "keepalived": ScaleKeepalived}
 
 
 # -- measurement helpers --------------------------------------------------------------------------
-def cpu_s(pids: list[int]) -> float:
-    """CPU seconds of *pids* so far, every thread of each (``/proc/PID/task/TID/schedstat``: time
-    on a CPU in ns, exact where utime+stime counts 10 ms ticks)."""
+def schedstat_s(pids: list[int], field: int) -> float:
+    """One field of ``/proc/PID/task/TID/schedstat`` summed over every thread of *pids*, in
+    seconds: 0 is the time on a CPU (exact where utime+stime counts 10 ms ticks), 1 the time
+    spent runnable, waiting for a CPU."""
     total = 0
     for pid in pids:
         for task in Path(f"/proc/{pid}/task").glob("*"):
             try:
-                total += int((task / "schedstat").read_text().split()[0])
+                total += int((task / "schedstat").read_text().split()[field])
             except (OSError, IndexError, ValueError):
                 pass
     return total / 1e9
+
+
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds of *pids* so far, every thread of each."""
+    return schedstat_s(pids, 0)
 
 
 def rss_kb(pids: list[int]) -> dict[int, int]:

@@ -43,7 +43,7 @@ from .lab import Lab
 from .observe import Observer, adverts
 from .prober import EchoServer, Prober
 from .record import rfc_bounds
-from .scale import install_counters, read_counters
+from .scale import install_counters, read_counters, schedstat_s
 from .topology import resolve
 from .util import log, parse_duration_ms, run, wait_until
 
@@ -77,14 +77,7 @@ def policy(pid: int) -> str:
 
 def _runq_s(pids: list[int]) -> float:
     """Seconds *pids* (every thread) spent runnable, waiting for a CPU, so far."""
-    total = 0
-    for pid in pids:
-        for task in Path(f"/proc/{pid}/task").glob("*"):
-            try:
-                total += int((task / "schedstat").read_text().split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    return total / 1e9
+    return schedstat_s(pids, 1)
 
 
 def _changes(history: list[tuple[float, str]], t0: float, t1: float) -> list[dict]:
