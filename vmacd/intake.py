@@ -18,7 +18,7 @@ from vmacd.core import auth as core_auth
 from vmacd.core import wire
 from vmacd.core.events import Action, AdvertReceived, Drop
 from vmacd.core.fsm import State
-from vmacd.core.proto import IPPROTO_AH, VRRP_GROUP_V4, VRRP_GROUP_V6, IPAddress
+from vmacd.core.proto import IPPROTO_AH, VRRP_GROUP_V4, VRRP_GROUP_V6, AddressCache, IPAddress
 
 if TYPE_CHECKING:
     from vmacd.config import model
@@ -240,14 +240,4 @@ class Intake:
                             "re-asserted the vMAC")
 
 
-_IP4: dict[bytes, ipaddress.IPv4Address] = {}
-
-
-def _ip4(raw: bytes) -> ipaddress.IPv4Address:
-    """Address objects of the few peers of a LAN, made once."""
-    addr = _IP4.get(raw)
-    if addr is None:
-        if len(_IP4) > 4096:
-            _IP4.clear()
-        addr = _IP4[raw] = ipaddress.IPv4Address(raw)
-    return addr
+_ip4 = AddressCache(ipaddress.IPv4Address)

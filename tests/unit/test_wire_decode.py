@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import struct
 
 import pytest
@@ -386,3 +387,16 @@ def test_hmac_trailer_reserved_bytes_must_be_zero(signed, verify):
     assert err.value.reason == "auth" and "reserved" in err.value.detail
     ok = dec4(_hmac_with_reserved(b"\0\0", False), auth=AuthSpec("hmac-sha256", HKEY), verify_auth=verify)
     assert dict(ok.auth_info)["counter"] == 5
+
+
+def test_address_cache_makes_each_address_once_and_stays_bounded():
+    from vmacd.core.proto import AddressCache
+    v4 = AddressCache(ipaddress.IPv4Address, bound=2)
+    first = v4(b"\xc0\x00\x02\x01")
+    assert first is v4(b"\xc0\x00\x02\x01") and first == ipaddress.IPv4Address("192.0.2.1")
+    for i in range(10):                     # forged sources: the cache is emptied, not grown
+        assert v4(bytes([198, 51, 100, i])) == ipaddress.IPv4Address(f"198.51.100.{i}")
+        assert len(v4._known) <= 3
+    v6 = AddressCache(ipaddress.IPv6Address)
+    ll = ipaddress.IPv6Address("fe80::1")
+    assert v6("fe80::1") == v6(ll.packed) == ll

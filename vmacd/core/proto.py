@@ -7,8 +7,30 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_A = TypeVar("_A", ipaddress.IPv4Address, ipaddress.IPv6Address)
+
+
+class AddressCache(Generic[_A]):
+    """Address objects of the few peers of a LAN, each made once from its packed bytes or text
+    (the receive path is hot); bounded, so a flood of forged sources cannot grow it."""
+
+    __slots__ = ("_bound", "_cls", "_known")
+
+    def __init__(self, cls: type[_A], bound: int = 4096) -> None:
+        self._cls: type[_A] = cls
+        self._known: dict[bytes | str, _A] = {}
+        self._bound = bound
+
+    def __call__(self, raw: bytes | str) -> _A:
+        addr = self._known.get(raw)
+        if addr is None:
+            if len(self._known) > self._bound:
+                self._known.clear()
+            addr = self._known[raw] = self._cls(raw)
+        return addr
 
 #: IP protocol numbers: VRRP (RFC 9568 §5.1.1.4) and IPsec AH (VRRPv2 authentication type 2).
 VRRP_PROTO = 112

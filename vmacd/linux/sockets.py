@@ -27,7 +27,7 @@ import ipaddress
 import socket
 import struct
 
-from vmacd.core.proto import IPPROTO_AH, VRRP_GROUP_V4, VRRP_GROUP_V6, VRRP_PROTO
+from vmacd.core.proto import IPPROTO_AH, VRRP_GROUP_V4, VRRP_GROUP_V6, VRRP_PROTO, AddressCache
 
 IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
@@ -196,14 +196,4 @@ class VrrpSocket:
         self.sock.close()
 
 
-_IP6: dict[bytes | str, ipaddress.IPv6Address] = {}
-
-
-def _ip6(raw: bytes | str) -> ipaddress.IPv6Address:
-    """Address objects of the few peers of a LAN, made once (the receive path is hot)."""
-    addr = _IP6.get(raw)
-    if addr is None:
-        if len(_IP6) > 4096:
-            _IP6.clear()
-        addr = _IP6[raw] = ipaddress.IPv6Address(raw)
-    return addr
+_ip6 = AddressCache(ipaddress.IPv6Address)
