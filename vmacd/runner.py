@@ -438,26 +438,32 @@ class Runner:
     def _action_failed(self, action: Action, exc: Exception) -> None:
         """Log a failing action, at most once per ERROR_LOG_EVERY seconds per kind of action
         (a failing SendAdvert would otherwise log at the advertisement rate)."""
-        kind, now = type(action).__name__, self.loop.time()
-        last, suppressed = self._errors.get(kind, (None, 0))
-        if last is not None and now - last < ERROR_LOG_EVERY:
-            self._errors[kind] = (last, suppressed + 1)
+        kind = type(action).__name__
+        suppressed = self._due(kind)
+        if suppressed is None:
             return
-        self._errors[kind] = (now, 0)
         more = f" ({suppressed} more since the last report)" if suppressed else ""
         log.error("%s: %s failed: %s%s", self.cfg.name, kind, exc, more,
                   extra={"instance": self.cfg.name, "suppressed": suppressed})
 
     def rate_log(self, kind: str, message: str) -> None:
         """A warning, at most once per ERROR_LOG_EVERY seconds per `kind`."""
+        suppressed = self._due(kind)
+        if suppressed is None:
+            return
+        more = f" ({suppressed} more since the last report)" if suppressed else ""
+        log.warning("%s: %s%s", self.cfg.name, message, more, extra={"instance": self.cfg.name})
+
+    def _due(self, kind: str) -> int | None:
+        """May a line of `kind` be logged now? The number of lines suppressed since the last one,
+        or None (this one is suppressed and counted)."""
         now = self.loop.time()
         last, suppressed = self._errors.get(kind, (None, 0))
         if last is not None and now - last < ERROR_LOG_EVERY:
             self._errors[kind] = (last, suppressed + 1)
-            return
+            return None
         self._errors[kind] = (now, 0)
-        more = f" ({suppressed} more since the last report)" if suppressed else ""
-        log.warning("%s: %s%s", self.cfg.name, message, more, extra={"instance": self.cfg.name})
+        return suppressed
 
     def _log(self, a: Log) -> None:
         extra = {"instance": self.cfg.name, "kind": a.kind, "suppressed": a.suppressed}
