@@ -122,22 +122,24 @@ def test_auth_key_rules(body, msg):
     assert err.startswith(f"vmacd.toml: auth.a.{msg}"), err
 
 
-def test_key_file_read_relative_to_config_and_stripped(tmp_path):
+def _key_file_config(tmp_path, content: bytes, mode: int):
+    """(key file, config naming it relative to itself) in tmp_path."""
     key = tmp_path / "lan.key"
-    key.write_bytes(b"0123456789abcdef0123\n")
-    key.chmod(0o600)
+    key.write_bytes(content)
+    key.chmod(mode)
     cfg = tmp_path / "vmacd.toml"
     cfg.write_text(auth_cfg('type = "hmac-sha256"\nkey_file = "lan.key"'))
+    return key, cfg
+
+
+def test_key_file_read_relative_to_config_and_stripped(tmp_path):
+    key, cfg = _key_file_config(tmp_path, b"0123456789abcdef0123\n", 0o600)
     auth = load(str(cfg)).instances[0].auth
     assert auth.key == b"0123456789abcdef0123" and auth.key_file == str(key)
 
 
 def test_world_readable_key_file_refused(tmp_path):
-    key = tmp_path / "lan.key"
-    key.write_bytes(b"0123456789abcdef0123")
-    key.chmod(0o644)
-    cfg = tmp_path / "vmacd.toml"
-    cfg.write_text(auth_cfg('type = "hmac-sha256"\nkey_file = "lan.key"'))
+    key, cfg = _key_file_config(tmp_path, b"0123456789abcdef0123", 0o644)
     with pytest.raises(ConfigError) as info:
         load(str(cfg))
     assert str(info.value) == (f'{cfg}: auth.a.key_file: "{key}" is world-readable or -writable '
